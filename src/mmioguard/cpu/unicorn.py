@@ -1,0 +1,355 @@
+"""The Unicorn CPU backend: the only module that imports the emulator.
+
+The hot callbacks (device accesses, HVC) are registered with Unicorn as bare ctypes function
+pointers rather than through the binding's wrappers, and read registers through preallocated
+ctypes buffers: the binding's generic layers cost more than the emulator's own work per access
+(see docs/unicorn.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from unicorn import UC_ARCH_ARM64, UC_HOOK_INTR, UC_MODE_ARM
+from unicorn import arm64_const as A
+from unicorn import unicorn_const as C
+from unicorn.unicorn_py3.unicorn import (
+    HOOK_INTR_CFUNC,
+    MMIO_READ_CFUNC,
+    MMIO_WRITE_CFUNC,
+    Uc,
+    UcError,
+    uclib,
+)
+
+from mmioguard.arch.exception import BOOT_PSTATE
+from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg
+from mmioguard.hyp.exits import GuestStop
+
+if TYPE_CHECKING:
+    from mmioguard.hyp.memory import MemorySlot
+    from mmioguard.hyp.vcpu import Vcpu
+
+# System registers without a Unicorn constant: (crn, crm, op0, op1, op2).
+_CP = {
+    Reg.SPSR_EL1: (4, 0, 3, 0, 0),
+    Reg.SCTLR_EL1: (1, 0, 3, 0, 0),
+    Reg.TCR_EL1: (2, 0, 3, 0, 2),
+    Reg.MPIDR_EL1: (0, 0, 3, 0, 5),
+}
+_SCR_EL3 = (1, 1, 3, 6, 0)
+_TPIDR_EL1 = (13, 0, 3, 0, 4)
+# SCR_EL3.HCE makes HVC reach the hook as a hypercall (number 11, PC past it); RW keeps EL1
+# in AArch64. NS must stay clear: with it EL2 counts as present and EL1 drops to AArch32.
+_SCR_HCE_RW = (1 << 8) | (1 << 10)
+
+_UC = {
+    Reg.PC: A.UC_ARM64_REG_PC,
+    Reg.SP: A.UC_ARM64_REG_SP,
+    Reg.SP_EL0: A.UC_ARM64_REG_SP_EL0,
+    Reg.SP_EL1: A.UC_ARM64_REG_SP_EL1,
+    Reg.PSTATE: A.UC_ARM64_REG_PSTATE,
+    Reg.ELR_EL1: A.UC_ARM64_REG_ELR_EL1,
+    Reg.ESR_EL1: A.UC_ARM64_REG_ESR_EL1,
+    Reg.FAR_EL1: A.UC_ARM64_REG_FAR_EL1,
+    Reg.VBAR_EL1: A.UC_ARM64_REG_VBAR_EL1,
+    Reg.TTBR0_EL1: A.UC_ARM64_REG_TTBR0_EL1,
+    Reg.TTBR1_EL1: A.UC_ARM64_REG_TTBR1_EL1,
+    Reg.MAIR_EL1: A.UC_ARM64_REG_MAIR_EL1,
+}
+_X = [A.UC_ARM64_REG_X0 + i for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
+_V0 = A.UC_ARM64_REG_Q0
+
+# Never reached as a PC (not 4-aligned): run() stops only when asked to.
+_NO_UNTIL = 0xFFFF_FFFF_FFFF_FFFD
+
+_FAULTS = {
+    C.UC_ERR_READ_UNMAPPED: Fault.READ,
+    C.UC_ERR_WRITE_UNMAPPED: Fault.WRITE,
+    C.UC_ERR_FETCH_UNMAPPED: Fault.FETCH,
+    C.UC_ERR_FETCH_PROT: Fault.FETCH,
+    C.UC_ERR_READ_PROT: Fault.READ,
+    C.UC_ERR_WRITE_PROT: Fault.WRITE,
+}
+
+
+# Where devices may live: the hypervisor needs an exact PC for accesses in this range.
+DEVICE_SPACE = (0x0800_0000, 0x4000_0000)
+
+
+def _raw_reg_read() -> Any:
+    """uc_reg_read without the binding's argument conversions (a third of the cost)."""
+    fn = ctypes.CDLL(uclib._name).uc_reg_read
+    fn.restype = ctypes.c_int
+    return fn
+
+
+class BackendError(Exception):
+    """The emulator failed in a way that is not a guest access fault."""
+
+
+class _Batch:
+    """A preallocated uc_reg_read_batch/uc_reg_write_batch call for a fixed register list."""
+
+    def __init__(self, handle: Any, regs: Sequence[int]) -> None:
+        n = len(regs)
+        self.handle = handle
+        self.n = n
+        self.ids = (ctypes.c_int * n)(*regs)
+        self.vals = (ctypes.c_uint64 * n)()
+        self.ptrs = (ctypes.c_void_p * n)(
+            *[ctypes.addressof(self.vals) + 8 * i for i in range(n)]
+        )
+        self._read = uclib.uc_reg_read_batch
+        self._write = uclib.uc_reg_write_batch
+
+    def read(self) -> list[int]:
+        self._read(self.handle, self.ids, self.ptrs, self.n)
+        return list(self.vals)
+
+    def write(self, values: Sequence[int]) -> None:
+        for i, value in enumerate(values):
+            self.vals[i] = value
+        self._write(self.handle, self.ids, self.ptrs, self.n)
+
+
+class UnicornVcpu:
+    """One vCPU on its own Unicorn instance; RAM is shared by pointer across instances."""
+
+    def __init__(self, vcpu: Vcpu, slots: Sequence[MemorySlot]) -> None:
+        self.index = vcpu.index
+        self.vcpu = vcpu
+        self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        self._handle = uc._uch
+        self._keep: list[object] = []  # ctypes callbacks must outlive the engine
+        for slot in slots:
+            perms = C.UC_PROT_READ | C.UC_PROT_EXEC
+            if not slot.readonly:
+                perms |= C.UC_PROT_WRITE
+            uc.mem_map_ptr(slot.base, slot.size, perms, slot.address())
+        self._hvc_batch = _Batch(self._handle, _X[:4])
+        self._gpr_batch = _Batch(self._handle, _X)
+        self._install_intr_hook()
+        self._install_pc_sync()
+        self._pc_buf = ctypes.c_uint64()
+        self._pc_ref = ctypes.byref(self._pc_buf)
+        self._reg_read = _raw_reg_read()
+        uc.reg_write(A.UC_ARM64_REG_CP_REG, (*_SCR_EL3, _SCR_HCE_RW))
+        self._reset_sysregs = {
+            reg: self.get(reg) for reg in (Reg.SCTLR_EL1, Reg.TCR_EL1, Reg.MAIR_EL1)
+        }
+        self.stopped_by_host = False
+
+    # -- registers --------------------------------------------------------------------------
+
+    def get(self, reg: Reg) -> int:
+        cp = _CP.get(reg)
+        if cp is not None:
+            return int(self.uc.reg_read(A.UC_ARM64_REG_CP_REG, cp))
+        return int(self.uc.reg_read(_UC[reg]))
+
+    def set(self, reg: Reg, value: int) -> None:
+        value &= 0xFFFF_FFFF_FFFF_FFFF
+        cp = _CP.get(reg)
+        if cp is not None:
+            self.uc.reg_write(A.UC_ARM64_REG_CP_REG, (*cp, value))
+        else:
+            self.uc.reg_write(_UC[reg], value)
+        if reg is Reg.PSTATE:
+            # Unicorn does not recompute its cached EL/SP flags on a PSTATE write; a system
+            # register write does (notes: "Writing PSTATE does not refresh ...").
+            tpidr = self.uc.reg_read(A.UC_ARM64_REG_CP_REG, _TPIDR_EL1)
+            self.uc.reg_write(A.UC_ARM64_REG_CP_REG, (*_TPIDR_EL1, tpidr))
+
+    def get_many(self, regs: Sequence[Reg]) -> list[int]:
+        return [self.get(r) for r in regs]
+
+    def set_many(self, values: Mapping[Reg, int]) -> None:
+        for reg, value in values.items():
+            self.set(reg, value)
+
+    def gprs(self) -> list[int]:
+        return self._gpr_batch.read()
+
+    def set_gpr(self, n: int, value: int) -> None:
+        self.uc.reg_write(_X[n], value & 0xFFFF_FFFF_FFFF_FFFF)
+
+    def vreg(self, n: int) -> int:
+        return int(self.uc.reg_read(_V0 + n))
+
+    def set_vreg(self, n: int, value: int) -> None:
+        self.uc.reg_write(_V0 + n, value & ((1 << 128) - 1))
+
+    def hvc_args(self) -> tuple[int, int, int, int]:
+        b = self._hvc_batch
+        b._read(b.handle, b.ids, b.ptrs, 4)
+        v = b.vals
+        return v[0], v[1], v[2], v[3]
+
+    def set_hvc_result(self, r0: int, r1: int, r2: int, r3: int) -> None:
+        b = self._hvc_batch
+        v = b.vals
+        v[0] = r0
+        v[1] = r1
+        v[2] = r2
+        v[3] = r3
+        b._write(b.handle, b.ids, b.ptrs, 4)
+
+    def reset(self) -> None:
+        self.uc.ctl_flush_tb()
+        self._gpr_batch.write([0] * 31)
+        for n in range(32):
+            self.set_vreg(n, 0)
+        for reg in (Reg.ELR_EL1, Reg.ESR_EL1, Reg.FAR_EL1, Reg.VBAR_EL1, Reg.SPSR_EL1,
+                    Reg.TTBR0_EL1, Reg.TTBR1_EL1, Reg.SP_EL0, Reg.SP_EL1):
+            self.set(reg, 0)
+        self.set_many(self._reset_sysregs)
+        self.set(Reg.PSTATE, BOOT_PSTATE)
+        self.set(Reg.SP, 0)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, pc: int, count: int) -> Fault | None:
+        self.stopped_by_host = False
+        try:
+            self.uc.emu_start(pc, _NO_UNTIL, 0, count)
+        except UcError as err:
+            fault = _FAULTS.get(err.errno)
+            if fault is None:
+                if self.vcpu.pending is not None:
+                    return None
+                raise BackendError(f"emulator error at PC {self.get(Reg.PC):#x}: {err}") from err
+            return fault
+        return None
+
+    def stop(self) -> None:
+        self.uc.emu_stop()
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def _fail(self, where: str, exc: BaseException) -> None:
+        """A Python exception escaped a device model or a handler: stop the VM with a report.
+
+        A ctypes callback cannot propagate an exception into the emulator, so this is the
+        boundary where it becomes a stop of the VM instead of a hang or a lost error.
+        """
+        pc = self.get(Reg.PC)
+        frames = traceback.extract_tb(exc.__traceback__)
+        last = frames[-1] if frames else None
+        at = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
+        self.vcpu.pending = GuestStop(
+            "vmm-error",
+            f"internal error in {where} at guest PC {pc:#x}: "
+            f"{type(exc).__name__}: {exc}{at}",
+            self.index,
+            pc,
+        )
+        self.uc.emu_stop()
+
+    def _install_intr_hook(self) -> None:
+        vcpu = self.vcpu
+        on_hvc = vcpu.on_hvc
+        on_exception = vcpu.on_exception
+
+        def intr(handle: int, number: int, user: int) -> None:
+            try:
+                if number == 11:
+                    on_hvc()
+                else:
+                    on_exception(number)
+            except Exception as exc:
+                self._fail("the hypercall/exception handler", exc)
+
+        cb = HOOK_INTR_CFUNC(intr)
+        self._keep.append(cb)
+        hook = ctypes.c_size_t()
+        err = uclib.uc_hook_add(
+            self._handle,
+            ctypes.byref(hook),
+            UC_HOOK_INTR,
+            ctypes.cast(cb, ctypes.c_void_p),
+            None,
+            ctypes.c_uint64(1),
+            ctypes.c_uint64(0),
+        )
+        if err != C.UC_ERR_OK:
+            raise BackendError(f"cannot install the interrupt hook: error {err}")
+
+    def _install_pc_sync(self) -> None:
+        """Make Unicorn keep PC exact at every load and store.
+
+        Without a memory hook, Unicorn updates PC only at block boundaries, so a device
+        callback cannot tell which instruction is accessing it (measured: PC of the block
+        start). Any UC_HOOK_MEM_READ/WRITE hook makes it store PC before each access. The hook
+        is only needed for that side effect, so its callback is a C function without side
+        effects (libc's ``abs``), restricted to device space: no Python runs for it.
+        """
+        callback = ctypes.cast(ctypes.CDLL(None).abs, ctypes.c_void_p)
+        for kind in (C.UC_HOOK_MEM_READ, C.UC_HOOK_MEM_WRITE):
+            hook = ctypes.c_size_t()
+            err = uclib.uc_hook_add(
+                self._handle,
+                ctypes.byref(hook),
+                kind,
+                callback,
+                None,
+                ctypes.c_uint64(DEVICE_SPACE[0]),
+                ctypes.c_uint64(DEVICE_SPACE[1] - 1),
+            )
+            if err != C.UC_ERR_OK:
+                raise BackendError(f"cannot install the PC synchronisation hook: error {err}")
+
+    def map_device(self, base: int, size: int, read: MmioRead, write: MmioWrite) -> None:
+        reg_read = self._reg_read
+        handle = self._handle
+        pc_id = A.UC_ARM64_REG_PC
+        pc_ref = self._pc_ref
+        pc_buf = self._pc_buf
+        vcpu = self.vcpu
+        stop = self.uc.emu_stop
+        fail = self._fail
+
+        def on_read(_h: int, offset: int, size: int, _u: int) -> int:
+            reg_read(handle, pc_id, pc_ref)
+            try:
+                value = read(pc_buf.value, offset, size)
+            except Exception as exc:
+                fail(f"device read at {base + offset:#x}", exc)
+                return 0
+            if vcpu.pending is not None:
+                stop()
+            return value
+
+        def on_write(_h: int, offset: int, size: int, value: int, _u: int) -> None:
+            reg_read(handle, pc_id, pc_ref)
+            try:
+                write(pc_buf.value, offset, size, value & ((1 << (8 * size)) - 1))
+            except Exception as exc:
+                fail(f"device write at {base + offset:#x}", exc)
+                return
+            if vcpu.pending is not None:
+                stop()
+
+        rcb = MMIO_READ_CFUNC(on_read)
+        wcb = MMIO_WRITE_CFUNC(on_write)
+        self._keep += [rcb, wcb]
+        err = uclib.uc_mmio_map(self._handle, base, size, rcb, None, wcb, None)
+        if err != C.UC_ERR_OK:
+            raise BackendError(f"cannot map device region {base:#x}+{size:#x}: error {err}")
+
+
+def disassembler() -> Callable[[int, int], str]:
+    """A capstone disassembler for reports (imported here: only reports need it)."""
+    import capstone
+
+    md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+
+    def disassemble(word: int, pc: int) -> str:
+        for insn in md.disasm(word.to_bytes(4, "little"), pc):
+            return f"{insn.mnemonic} {insn.op_str}".strip()
+        return f".word {word:#010x}"
+
+    return disassemble

@@ -1,0 +1,89 @@
+"""The small vCPU interface the hypervisor needs from a CPU backend.
+
+``mmioguard.cpu`` implements it on Unicorn; nothing in ``hyp`` imports the emulator.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+
+class Reg(enum.Enum):
+    PC = "pc"
+    SP = "sp"  # the stack pointer currently selected
+    SP_EL0 = "sp_el0"
+    SP_EL1 = "sp_el1"
+    PSTATE = "pstate"
+    ELR_EL1 = "elr_el1"
+    SPSR_EL1 = "spsr_el1"
+    ESR_EL1 = "esr_el1"
+    FAR_EL1 = "far_el1"
+    VBAR_EL1 = "vbar_el1"
+    SCTLR_EL1 = "sctlr_el1"
+    TCR_EL1 = "tcr_el1"
+    TTBR0_EL1 = "ttbr0_el1"
+    TTBR1_EL1 = "ttbr1_el1"
+    MAIR_EL1 = "mair_el1"
+    MPIDR_EL1 = "mpidr_el1"
+
+
+class Fault(enum.Enum):
+    """The emulator stopped on an access to an address where nothing is mapped."""
+
+    READ = "read"
+    WRITE = "write"
+    FETCH = "fetch"
+
+
+# Device-access callbacks handed to the backend for one region: (pc, offset, size) for reads
+# and (pc, offset, size, value) for writes. The backend supplies the program counter of the
+# accessing instruction, which identifies it.
+MmioRead = Callable[[int, int, int], int]
+MmioWrite = Callable[[int, int, int, int], None]
+
+
+class VcpuBackend(Protocol):
+    index: int
+
+    def get(self, reg: Reg) -> int: ...
+
+    def set(self, reg: Reg, value: int) -> None: ...
+
+    def get_many(self, regs: Sequence[Reg]) -> list[int]: ...
+
+    def set_many(self, values: Mapping[Reg, int]) -> None: ...
+
+    def gprs(self) -> list[int]:
+        """x0..x30."""
+        ...
+
+    def set_gpr(self, n: int, value: int) -> None: ...
+
+    def vreg(self, n: int) -> int: ...
+
+    def set_vreg(self, n: int, value: int) -> None: ...
+
+    def hvc_args(self) -> tuple[int, int, int, int]:
+        """x0..x3, read in one go (the hypercall hot path)."""
+        ...
+
+    def set_hvc_result(self, r0: int, r1: int, r2: int, r3: int) -> None: ...
+
+    def run(self, pc: int, count: int) -> Fault | None:
+        """Run from ``pc`` for at most ``count`` instructions (0: no limit) until stopped.
+
+        Returns the kind of access fault that stopped it, or None.
+        """
+        ...
+
+    def stop(self) -> None:
+        """Ask the running ``run`` to return (callable from inside callbacks)."""
+        ...
+
+    def map_device(self, base: int, size: int, read: MmioRead, write: MmioWrite) -> None: ...
+
+    def reset(self) -> None:
+        """Architectural reset of the CPU state (registers, system registers)."""
+        ...

@@ -1,0 +1,665 @@
+"""One virtual CPU: the hypervisor's side of running guest code.
+
+Like KVM_RUN, :meth:`Vcpu.run` handles inside the hypervisor everything that never reaches a
+VMM (hypercalls, guard decisions, injected aborts, exceptions Unicorn does not take itself) and
+returns an exit record only for what the VMM must act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mmioguard.abi.smccc import NOT_SUPPORTED
+from mmioguard.arch import esr as E
+from mmioguard.arch.decode import LoadStore, NotEmulable, decode, effective_address, emulate
+from mmioguard.arch.exception import (
+    PSTATE_SP,
+    VectorKind,
+    current_el,
+    enter,
+)
+from mmioguard.arch.pagetable import (
+    AccessType,
+    Translation,
+    TranslationFault,
+    TranslationRegs,
+    translate,
+)
+from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg, VcpuBackend
+from mmioguard.hyp.exits import Exit, GuestStop, Halted, SliceEnd, SystemEvent
+from mmioguard.hyp.mmio import AbortAccess, StopAccess, Verdict, decide
+
+if TYPE_CHECKING:
+    from mmioguard.hyp.vm import Vm
+
+# Unicorn/QEMU exception numbers handed to the interrupt hook.
+EXCP_UDEF = 1
+EXCP_SWI = 2
+EXCP_PREFETCH_ABORT = 3
+EXCP_DATA_ABORT = 4
+EXCP_BKPT = 7
+EXCP_HVC = 11
+EXCP_SMC = 13
+
+INSN_WFI = 0xD503207F
+BRK_MASK, BRK_BITS = 0xFFE0001F, 0xD4200000
+
+
+@dataclass(frozen=True, slots=True)
+class Insn:
+    """What the hypervisor knows about the instruction at one PC (cached per PC)."""
+
+    word: int
+    ls: LoadStore | None
+    # ISV=1 and at most 4 bytes: Unicorn hands it to the device callback whole, in one call.
+    fast: bool
+    size: int
+    isv: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Abort:
+    """Inject the guard's external data abort for the instruction at ``pc``."""
+
+    pc: int
+    far: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Emulate:
+    pc: int
+    insn: Insn
+    reason: str
+
+
+_Pending = Exit | _Abort | _Emulate
+
+
+@dataclass(frozen=True, slots=True)
+class _SavedRegisters:
+    gprs: list[int]
+    sp: int
+    vregs: dict[int, int]
+
+
+class RegisterView:
+    """The decoder's view of the vCPU registers, read lazily from the backend."""
+
+    def __init__(self, backend: VcpuBackend, pc: int) -> None:
+        self._backend = backend
+        self._pc = pc
+        self._gprs: list[int] | None = None
+
+    def x(self, n: int) -> int:
+        if n == 31:
+            return 0
+        if self._gprs is None:
+            self._gprs = self._backend.gprs()
+        return self._gprs[n]
+
+    def sp(self) -> int:
+        return self._backend.get(Reg.SP)
+
+    def pc(self) -> int:
+        return self._pc
+
+    def v(self, n: int) -> int:
+        return self._backend.vreg(n)
+
+
+class Vcpu:
+    def __init__(self, vm: Vm, index: int) -> None:
+        self.vm = vm
+        self.index = index
+        self.mpidr = (1 << 31) | index  # Aff0 = index, uniprocessor bit clear
+        self.backend: VcpuBackend
+        self.powered_on = index == 0
+        self.pending: _Pending | None = None
+        # Decoded instructions by PC. Guest code that rewrites itself, or the same virtual
+        # address in two address spaces, would need a finer key; resets clear it.
+        self.insn_cache: dict[int, Insn] = {}
+        # The high half of an 8-byte device access that Unicorn splits into two callbacks.
+        self._split: tuple[int, int, int] | None = None
+        self._write_split: tuple[int, int, int] | None = None
+        self._saved: _SavedRegisters | None = None
+        self._loop_key: tuple[int, int, int] | None = None
+        self._loop_regs: list[int] = []
+        self._loop_count = 0
+        self.start_pc = 0
+        self.start_x0 = 0
+        self.exceptions_injected = 0
+
+    def attach(self, backend: VcpuBackend) -> None:
+        self.backend = backend
+
+    # -- power and reset ------------------------------------------------------------------
+
+    def boot(self, pc: int, x0: int) -> None:
+        """Reset the CPU to the boot state of the spec: EL1h, MMU off, DAIF masked."""
+        self.backend.reset()
+        self.backend.set_gpr(0, x0)
+        self.backend.set(Reg.PC, pc)
+        self.pending = None
+        self._split = None
+        self._write_split = None
+        self.insn_cache.clear()
+        self._loop_key = None
+
+    def power_on(self, pc: int, context: int) -> None:
+        self.powered_on = True
+        self.boot(pc, context)
+
+    def power_off(self) -> Exit:
+        self.powered_on = False
+        return Halted(self.index, powered_off=True)
+
+    def note(self, text: str) -> None:
+        self.vm.warn(self.index, self.backend.get(Reg.PC), text)
+
+    # -- the run loop ----------------------------------------------------------------------
+
+    def run(self, count: int = 0) -> Exit:
+        """Run guest code until something the VMM must handle; ``count`` bounds the slice."""
+        backend = self.backend
+        while True:
+            self.pending = None
+            pc = backend.get(Reg.PC)
+            fault = backend.run(pc, count)
+            pending = self.pending
+            if pending is not None:
+                self.pending = None
+                self._restore_registers()
+                if isinstance(pending, _Abort):
+                    stop = self._inject_guard_abort(pending.pc, pending.far)
+                elif isinstance(pending, _Emulate):
+                    stop = self._emulate(pending.pc, pending.insn)
+                else:
+                    return pending
+                if stop is not None:
+                    return stop
+            elif fault is not None:
+                stop = self._on_fault(fault)
+                if stop is not None:
+                    return stop
+            else:
+                pc = backend.get(Reg.PC)
+                if self._word_at(pc - 4) == INSN_WFI:
+                    return Halted(self.index, powered_off=False)
+                return SliceEnd(self.index)
+
+    # -- hooks called by the backend while guest code runs -----------------------------------
+
+    def on_hvc(self) -> None:
+        backend = self.backend
+        x0, x1, x2, x3 = backend.hvc_args()
+        vm = self.vm
+        result = vm.hypercalls.dispatch(self, x0, x1, x2, x3)
+        if vm.tracer is not None:
+            vm.trace_hypercall(self, x0, x1, x2, x3, result)
+        if isinstance(result, tuple):
+            backend.set_hvc_result(*result)
+        else:
+            self.pending = result
+            backend.stop()
+
+    def on_exception(self, number: int) -> None:
+        """A synchronous exception Unicorn hands to the host instead of taking it."""
+        backend = self.backend
+        pc, pstate = backend.get_many((Reg.PC, Reg.PSTATE))
+        el = current_el(pstate)
+        if number == EXCP_HVC:
+            if el == 0:
+                self._inject(pc - 4, E.esr(E.EC.UNKNOWN), None, "HVC from EL0 is undefined")
+            else:
+                self.on_hvc()
+        elif number == EXCP_SMC:
+            if el == 0:
+                self._inject(pc - 4, E.esr(E.EC.UNKNOWN), None, "SMC from EL0 is undefined")
+            else:
+                # No EL3 firmware: KVM answers NOT_SUPPORTED and skips the SMC.
+                backend.set_gpr(0, NOT_SUPPORTED)
+                if self.vm.tracer is not None:
+                    self.vm.trace("smc", self, pc=pc - 4, result=NOT_SUPPORTED)
+        elif number == EXCP_SWI:
+            word = self._word_at(pc - 4) or 0
+            self._inject(pc, E.esr(E.EC.SVC64, (word >> 5) & 0xFFFF), None, "SVC")
+        elif number == EXCP_BKPT:
+            brk = self._word_at(pc)
+            if brk is None or brk & BRK_MASK != BRK_BITS:
+                pc -= 4
+                brk = self._word_at(pc)
+            imm = ((brk or 0) >> 5) & 0xFFFF
+            self._inject(pc, E.esr(E.EC.BRK64, imm), None, "BRK")
+        elif number == EXCP_UDEF:
+            self._inject(pc, E.esr(E.EC.UNKNOWN), None, "undefined instruction")
+        elif number == EXCP_DATA_ABORT:
+            self._stage1_data_abort(pc, el)
+        elif number == EXCP_PREFETCH_ABORT:
+            self._stage1_prefetch_abort(pc, el)
+        else:
+            self.pending = GuestStop(
+                "cpu-exception",
+                f"the emulated CPU raised exception {number} at PC {pc:#x}, "
+                "which this hypervisor does not model",
+                self.index,
+                pc,
+            )
+            backend.stop()
+
+    def mmio_callbacks(
+        self,
+        base: int,
+        read: Callable[[int, int], int],
+        write: Callable[[int, int, int], None],
+        traced: bool,
+    ) -> tuple[MmioRead, MmioWrite]:
+        """Callbacks for one device region; the untraced ones are the hot path."""
+        guard = self.vm.guard
+        mapped = guard.mapped
+        cache = self.insn_cache
+        insn_at = self._insn_at
+        slow = self._mmio_slow
+        shift = guard.shift
+
+        def fast_read(pc: int, offset: int, size: int) -> int:
+            insn = cache.get(pc) or insn_at(pc)
+            if insn.fast:
+                if not guard.enrolled:
+                    return read(offset, size)
+                pa = base + offset
+                g = pa >> shift
+                if g in mapped and (pa + size - 1) >> shift == g:
+                    return read(offset, size)
+            return slow(insn, pc, base, offset, size, False, 0, read, write)
+
+        def fast_write(pc: int, offset: int, size: int, value: int) -> None:
+            insn = cache.get(pc) or insn_at(pc)
+            if insn.fast:
+                if not guard.enrolled:
+                    write(offset, size, value)
+                    return
+                pa = base + offset
+                g = pa >> shift
+                if g in mapped and (pa + size - 1) >> shift == g:
+                    write(offset, size, value)
+                    return
+            slow(insn, pc, base, offset, size, True, value, read, write)
+
+        def traced_read(pc: int, offset: int, size: int) -> int:
+            insn = cache.get(pc) or insn_at(pc)
+            return slow(insn, pc, base, offset, size, False, 0, read, write)
+
+        def traced_write(pc: int, offset: int, size: int, value: int) -> None:
+            insn = cache.get(pc) or insn_at(pc)
+            slow(insn, pc, base, offset, size, True, value, read, write)
+
+        if traced:
+            return traced_read, traced_write
+        return fast_read, fast_write
+
+    # -- device accesses -------------------------------------------------------------------
+
+    def _mmio_slow(
+        self,
+        insn: Insn,
+        pc: int,
+        base: int,
+        offset: int,
+        size: int,
+        is_write: bool,
+        value: int,
+        read: Callable[[int, int], int],
+        write: Callable[[int, int, int], None],
+    ) -> int:
+        pa = base + offset
+        vm = self.vm
+        # Second half of an 8-byte access whose first half was already decided and performed.
+        split = self._write_split if is_write else self._split
+        if split is not None and split[0] == pc and split[1] == pa:
+            if is_write:
+                self._write_split = None
+                low = split[2]
+                write(offset - 4, 8, low | ((value & 0xFFFF_FFFF) << 32))
+                return 0
+            self._split = None
+            return split[2]
+        access_size = insn.size if insn.isv else size
+        verdict = decide(vm.config, vm.guard, insn.isv, pa, access_size)
+        if vm.tracer is not None:
+            vm.trace(
+                "mmio",
+                self,
+                pc=pc,
+                addr=pa,
+                size=access_size,
+                write=is_write,
+                value=value if is_write else None,
+                verdict=verdict.name.lower(),
+                enrolled=vm.guard.enrolled,
+                mapped=vm.guard.is_mapped(pa),
+            )
+        if verdict is Verdict.AUDIT:
+            vm.guard.record_audit(pa, pc)
+            if not insn.isv:
+                return self._request(_Emulate(pc, insn, "audit"))
+        elif verdict is not Verdict.FORWARD:
+            return self._refuse_access(verdict, insn, pc, pa)
+        if insn.size == 8 and size == 4:
+            if is_write:
+                self._write_split = (pc, pa + 4, value & 0xFFFF_FFFF)
+                return 0
+            full = read(offset, 8)
+            self._split = (pc, pa + 4, full >> 32)
+            return full & 0xFFFF_FFFF
+        if is_write:
+            write(offset, size, value)
+            return 0
+        return read(offset, size)
+
+    def _request(self, pending: _Pending) -> int:
+        """Stop the emulator before the accessing instruction completes.
+
+        Unicorn stops after the memory operation in progress: a single-register load has
+        already written its destination by then (measured), so the registers the instruction
+        may write are saved here, at its first access, and put back before the abort or the
+        emulation.
+        """
+        if isinstance(pending, (_Abort, _Emulate)):
+            self._saved = self._save_registers(self.insn_cache.get(pending.pc))
+        self.pending = pending
+        self.backend.stop()
+        return 0
+
+    def _save_registers(self, insn: Insn | None) -> _SavedRegisters:
+        backend = self.backend
+        vregs: dict[int, int] = {}
+        ls = insn.ls if insn is not None else None
+        if ls is not None and ls.simd:
+            for n in (ls.rt, ls.rt2):
+                if n is not None:
+                    vregs[n] = backend.vreg(n)
+            if ls.structure is not None:
+                vregs = {n: backend.vreg(n) for n in range(32)}
+        return _SavedRegisters(backend.gprs(), backend.get(Reg.SP), vregs)
+
+    def _restore_registers(self) -> None:
+        saved = self._saved
+        if saved is None:
+            return
+        self._saved = None
+        backend = self.backend
+        current = backend.gprs()
+        for n, value in enumerate(saved.gprs):
+            if current[n] != value:
+                backend.set_gpr(n, value)
+        backend.set(Reg.SP, saved.sp)
+        for n, value in saved.vregs.items():
+            backend.set_vreg(n, value)
+
+    def _refuse_access(self, verdict: Verdict, insn: Insn, pc: int, pa: int) -> int:
+        """A device access the guard or the NISV policy does not let through."""
+        if verdict.aborts:
+            far = self._fault_va(insn, pc)
+            return self._request(_Abort(pc, far, verdict.value))
+        if verdict is Verdict.NISV_EMULATE:
+            return self._request(_Emulate(pc, insn, "nisv"))
+        if verdict is Verdict.NISV_USER:
+            self.vm.trace("nisv", self, pc=pc, addr=pa, insn=insn.word)
+            far = self._fault_va(insn, pc)
+            return self._request(_Abort(pc, far, "NISV exit: the VMM injected an abort"))
+        return self._request(self._nisv_stop(insn, pc, pa))
+
+    def _nisv_stop(self, insn: Insn, pc: int, pa: int) -> GuestStop:
+        report = self.vm.describe_access(
+            self,
+            pc,
+            insn.word,
+            pa,
+            "an access to device memory without a valid syndrome (ISV=0): real KVM cannot "
+            "emulate it and fails the vCPU run (use --nisv emulate to emulate it, or fix the "
+            "guest to use a single load or store without writeback)",
+        )
+        return GuestStop("nisv", report, self.index, pc)
+
+    def _fault_va(self, insn: Insn, pc: int) -> int:
+        if insn.ls is None:
+            return 0
+        return effective_address(insn.ls, RegisterView(self.backend, pc)) & (2**64 - 1)
+
+    # -- instruction fetch and translation ---------------------------------------------------
+
+    def translation_regs(self) -> TranslationRegs:
+        sctlr, tcr, ttbr0, ttbr1, mair = self.backend.get_many(
+            (Reg.SCTLR_EL1, Reg.TCR_EL1, Reg.TTBR0_EL1, Reg.TTBR1_EL1, Reg.MAIR_EL1)
+        )
+        return TranslationRegs(sctlr, tcr, ttbr0, ttbr1, mair)
+
+    def translate(self, va: int, access: AccessType) -> Translation | TranslationFault:
+        el = current_el(self.backend.get(Reg.PSTATE))
+        return translate(va, self.translation_regs(), access, el, self.vm.memory.read64)
+
+    def _word_at(self, va: int) -> int | None:
+        result = self.translate(va, AccessType.FETCH)
+        if isinstance(result, TranslationFault):
+            return None
+        return self.vm.memory.read32(result.pa)
+
+    def _insn_at(self, pc: int) -> Insn:
+        word = self._word_at(pc)
+        ls = decode(word) if word is not None else None
+        if ls is None:
+            insn = Insn(word or 0, None, False, 0, False)
+        else:
+            insn = Insn(word or 0, ls, ls.isv and ls.size <= 4, ls.size, ls.isv)
+        if len(self.insn_cache) > 65536:
+            self.insn_cache.clear()
+        self.insn_cache[pc] = insn
+        return insn
+
+    # -- faults on unmapped addresses ---------------------------------------------------------
+
+    def _on_fault(self, fault: Fault) -> Exit | None:
+        backend = self.backend
+        pc, pstate = backend.get_many((Reg.PC, Reg.PSTATE))
+        from_el0 = current_el(pstate) == 0
+        if fault is Fault.FETCH:
+            self.vm.trace("fetch-abort", self, pc=pc)
+            return self._inject(
+                pc, E.external_instruction_abort(from_el0), pc, "instruction fetch outside memory"
+            )
+        word = self._word_at(pc)
+        ls = decode(word) if word is not None else None
+        insn = Insn(word or 0, ls, False, ls.size if ls else 0, bool(ls and ls.isv))
+        if ls is None:
+            return GuestStop(
+                "unknown-access",
+                self.vm.describe_access(
+                    self, pc, word or 0, None, "an access outside memory by an instruction "
+                    "this hypervisor cannot decode"
+                ),
+                self.index,
+                pc,
+            )
+        va = effective_address(ls, RegisterView(backend, pc)) & (2**64 - 1)
+        result = self.translate(va, AccessType.WRITE if ls.is_write else AccessType.READ)
+        if isinstance(result, TranslationFault):
+            iss = result.fsc() | (E.ISS_WNR if ls.is_write else 0)
+            return self._inject(pc, E.data_abort(from_el0, iss), va, "stage-1 fault")
+        pa = result.pa
+        verdict = decide(self.vm.config, self.vm.guard, insn.isv, pa, insn.size)
+        self.vm.trace(
+            "mmio",
+            self,
+            pc=pc,
+            addr=pa,
+            size=insn.size,
+            write=ls.is_write,
+            verdict=verdict.name.lower(),
+            enrolled=self.vm.guard.enrolled,
+            mapped=self.vm.guard.is_mapped(pa),
+        )
+        if verdict is Verdict.AUDIT:
+            self.vm.guard.record_audit(pa, pc)
+        elif verdict.aborts or verdict is Verdict.NISV_USER:
+            if verdict is Verdict.NISV_USER:
+                self.vm.trace("nisv", self, pc=pc, addr=pa, insn=insn.word)
+            return self._inject_guard_abort(pc, va)
+        elif verdict is Verdict.NISV_STOP:
+            return self._nisv_stop(insn, pc, pa)
+        return self._emulate(pc, insn)
+
+    # -- emulation of one instruction ---------------------------------------------------------
+
+    def _emulate(self, pc: int, insn: Insn) -> Exit | None:
+        """Perform a load/store in software: its device accesses go through the VMM."""
+        assert insn.ls is not None
+        backend = self.backend
+        vm = self.vm
+        ls = insn.ls
+
+        def access(va: int, size: int, is_write: bool, value: int) -> int:
+            result = self.translate(va, AccessType.WRITE if is_write else AccessType.READ)
+            if isinstance(result, TranslationFault):
+                raise _EmulationFault(va, result.fsc() | (E.ISS_WNR if is_write else 0))
+            return vm.phys_access(result.pa, size, is_write, value)
+
+        try:
+            result = emulate(ls, RegisterView(backend, pc), access)
+        except NotEmulable as exc:
+            return GuestStop(
+                "not-emulable",
+                vm.describe_access(self, pc, insn.word, None, f"cannot emulate: {exc}"),
+                self.index,
+                pc,
+            )
+        except _EmulationFault as fault:
+            from_el0 = current_el(backend.get(Reg.PSTATE)) == 0
+            return self._inject(pc, E.data_abort(from_el0, fault.iss), fault.va, "stage-1 fault")
+        except AbortAccess:
+            return self._inject_guard_abort(pc, self._fault_va(insn, pc))
+        except StopAccess as stop:
+            return GuestStop(
+                "unassigned",
+                vm.describe_access(self, pc, insn.word, None, str(stop)),
+                self.index,
+                pc,
+            )
+        for n, value in result.gpr.items():
+            if n == 31:
+                backend.set(Reg.SP, value)
+            else:
+                backend.set_gpr(n, value)
+        for n, value in result.vregs.items():
+            backend.set_vreg(n, value)
+        if result.sp is not None:
+            backend.set(Reg.SP, result.sp)
+        backend.set(Reg.PC, pc + 4)
+        return None
+
+    # -- exception injection ------------------------------------------------------------------
+
+    def _inject_guard_abort(self, pc: int, far: int) -> Exit | None:
+        from_el0 = current_el(self.backend.get(Reg.PSTATE)) == 0
+        return self._inject(pc, E.external_data_abort(from_el0), far, "guard abort")
+
+    def _stage1_data_abort(self, pc: int, el: int) -> None:
+        word = self._word_at(pc)
+        ls = decode(word) if word is not None else None
+        from_el0 = el == 0
+        if ls is None:
+            self._inject(pc, E.data_abort(from_el0, E.FSC.EXTERNAL), 0, "data abort")
+            return
+        va = effective_address(ls, RegisterView(self.backend, pc)) & (2**64 - 1)
+        result = self.translate(va, AccessType.WRITE if ls.is_write else AccessType.READ)
+        wnr = E.ISS_WNR if ls.is_write else 0
+        # When the walk succeeds the emulator faulted for a reason the walker does not
+        # model; an unaligned access is the one Unicorn raises here.
+        fsc = result.fsc() if isinstance(result, TranslationFault) else E.FSC.ALIGNMENT
+        self._inject(pc, E.data_abort(from_el0, fsc | wnr), va, "stage-1 data abort")
+
+    def _stage1_prefetch_abort(self, pc: int, el: int) -> None:
+        result = self.translate(pc, AccessType.FETCH)
+        fsc = result.fsc() if isinstance(result, TranslationFault) else E.FSC.EXTERNAL
+        self._inject(pc, E.instruction_abort(el == 0, fsc), pc, "stage-1 prefetch abort")
+
+    def _inject(self, elr: int, syndrome: int, far: int | None, why: str) -> Exit | None:
+        """Synchronous exception entry to EL1, performed on the backend's registers."""
+        backend = self.backend
+        pstate, vbar, sp = backend.get_many((Reg.PSTATE, Reg.VBAR_EL1, Reg.SP))
+        entry = enter(pstate, elr, vbar, VectorKind.SYNC, syndrome, far)
+        loop = self._check_loop(elr, syndrome, far or 0)
+        if loop is not None:
+            backend.stop()
+            self.pending = loop
+            return loop
+        values = {
+            Reg.ELR_EL1: entry.elr,
+            Reg.SPSR_EL1: entry.spsr,
+            Reg.ESR_EL1: syndrome,
+        }
+        if far is not None:
+            values[Reg.FAR_EL1] = far
+        if entry.bank_sp_el0:
+            values[Reg.SP_EL0] = sp
+        backend.set_many(values)
+        # PSTATE last (it selects the SP register bank), then the current SP and PC.
+        backend.set(Reg.PSTATE, entry.pstate)
+        if entry.bank_sp_el0:
+            backend.set(Reg.SP, backend.get(Reg.SP_EL1))
+        backend.set(Reg.PC, entry.pc)
+        self.exceptions_injected += 1
+        vm = self.vm
+        if vm.tracer is not None:
+            vm.trace(
+                "exception",
+                self,
+                why=why,
+                esr=syndrome,
+                far=far,
+                elr=elr,
+                spsr=entry.spsr,
+                vector=entry.pc,
+                from_el0=entry.from_el0,
+                sp_el0_in_use=not pstate & PSTATE_SP,
+            )
+        return None
+
+    def _check_loop(self, elr: int, syndrome: int, far: int) -> GuestStop | None:
+        """The same exception at the same PC with the same registers, again and again."""
+        key = (elr, syndrome, far)
+        if key != self._loop_key:
+            self._loop_key = key
+            self._loop_regs = []
+            self._loop_count = 0
+            return None
+        regs = self.backend.gprs()
+        if regs != self._loop_regs:
+            self._loop_regs = regs
+            self._loop_count = 0
+            return None
+        self._loop_count += 1
+        if self._loop_count < self.vm.config.exception_loop_limit:
+            return None
+        report = self.vm.describe_access(
+            self,
+            elr,
+            self._word_at(elr) or 0,
+            None,
+            f"exception loop: the guest took the same exception (ESR {E.describe(syndrome)}, "
+            f"FAR {far:#x}) at this PC {self._loop_count} times in a row with no change in "
+            "its registers (check VBAR_EL1 and the handler)",
+        )
+        return GuestStop("exception-loop", report, self.index, elr)
+
+
+class _EmulationFault(Exception):
+    def __init__(self, va: int, iss: int) -> None:
+        super().__init__(f"stage-1 fault at {va:#x}")
+        self.va = va
+        self.iss = iss
+
+
+__all__ = ["Insn", "SystemEvent", "Vcpu"]

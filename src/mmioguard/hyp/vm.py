@@ -1,0 +1,158 @@
+"""One virtual machine: memory slots, guard state, hypercalls and vCPUs."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Protocol
+
+from mmioguard.abi.smccc import signed
+from mmioguard.hyp.config import UnassignedPolicy, VmConfig
+from mmioguard.hyp.exits import Exit
+from mmioguard.hyp.guard import GuardState
+from mmioguard.hyp.memory import PhysMemory
+from mmioguard.hyp.mmio import AbortAccess, StopAccess
+from mmioguard.hyp.smccc import Hypercalls, Result
+from mmioguard.hyp.vcpu import Vcpu
+
+
+class Device(Protocol):
+    name: str
+
+    def read(self, offset: int, size: int) -> int: ...
+
+    def write(self, offset: int, size: int, value: int) -> None: ...
+
+
+class DeviceLookup(Protocol):
+    def lookup(self, addr: int) -> tuple[int, Device] | None: ...
+
+
+class Tracer(Protocol):
+    def emit(self, event: str, fields: dict[str, object]) -> None: ...
+
+
+Disassembler = Callable[[int, int], str]
+
+
+class Vm:
+    def __init__(
+        self,
+        config: VmConfig,
+        memory: PhysMemory,
+        devices: DeviceLookup,
+        tracer: Tracer | None = None,
+        warn: Callable[[str], None] | None = None,
+        disassemble: Disassembler | None = None,
+    ) -> None:
+        self.config = config
+        self.memory = memory
+        self.devices = devices
+        self.tracer = tracer
+        self._warn = warn
+        self._disassemble = disassemble
+        self.guard = GuardState(config.granule)
+        self.hypercalls = Hypercalls(self)
+        self.vcpus = [Vcpu(self, i) for i in range(config.smp)]
+        self.unassigned_seen: set[int] = set()
+        self.warnings: list[str] = []
+
+    def reset(self) -> None:
+        """PSCI SYSTEM_RESET: the guard forgets enrollment and every mapping."""
+        self.guard.reset()
+        self.unassigned_seen.clear()
+
+    # -- reports and trace ----------------------------------------------------------------
+
+    def warn(self, vcpu: int, pc: int, text: str) -> None:
+        self.trace_event("warning", vcpu=vcpu, pc=pc, text=text)
+        self.warnings.append(text)
+
+    def trace_event(self, event: str, **fields: object) -> None:
+        if self.tracer is not None:
+            self.tracer.emit(event, fields)
+
+    def trace(self, event: str, vcpu: Vcpu, **fields: object) -> None:
+        if self.tracer is not None:
+            self.tracer.emit(event, {"vcpu": vcpu.index, **fields})
+
+    def trace_hypercall(
+        self, vcpu: Vcpu, x0: int, x1: int, x2: int, x3: int, result: Result | Exit
+    ) -> None:
+        assert self.tracer is not None
+        fid = x0 & 0xFFFF_FFFF
+        fields: dict[str, object] = {
+            "vcpu": vcpu.index,
+            "fid": fid,
+            "name": self.hypercalls.name_of(fid),
+            "args": [x1, x2, x3],
+        }
+        if isinstance(result, tuple):
+            fields["result"] = list(result)
+            fields["ok"] = signed(result[0]) >= 0
+        else:
+            fields["exit"] = type(result).__name__
+        self.tracer.emit("hvc", fields)
+
+    def disassemble(self, word: int, pc: int) -> str:
+        if self._disassemble is None:
+            return f".word {word:#010x}"
+        return self._disassemble(word, pc)
+
+    def describe_access(
+        self, vcpu: Vcpu, pc: int, word: int, pa: int | None, what: str
+    ) -> str:
+        """A one-paragraph report of a guest access, in terms of the guest."""
+        parts = [f"vCPU {vcpu.index} at PC {pc:#x} ({self.disassemble(word, pc)}): {what}."]
+        if pa is not None:
+            granule = self.guard.granule_base(pa)
+            found = self.devices.lookup(pa)
+            where = f"device {found[1].name}" if found else "no device"
+            parts.append(
+                f"Address {pa:#x} ({where}), granule {granule:#x}; the guest is "
+                f"{'enrolled' if self.guard.enrolled else 'not enrolled'} and the granule is "
+                f"{'mapped' if self.guard.is_mapped(pa) else 'not mapped'}."
+            )
+        return " ".join(parts)
+
+    # -- physical accesses performed by the hypervisor on behalf of the guest ----------------
+
+    def phys_access(self, pa: int, size: int, is_write: bool, value: int) -> int:
+        """One access by an emulated instruction: RAM, a device, or unassigned space."""
+        slot = self.memory.slot_at(pa)
+        if slot is not None and pa + size <= slot.end:
+            fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
+            off = pa - slot.base
+            if is_write:
+                if not slot.readonly:
+                    struct.pack_into(fmt, slot.buf, off, value & ((1 << (8 * size)) - 1))
+                return 0
+            return int(struct.unpack_from(fmt, slot.buf, off)[0])
+        found = self.devices.lookup(pa)
+        if found is not None:
+            base, device = found
+            if is_write:
+                device.write(pa - base, size, value & ((1 << (8 * size)) - 1))
+                return 0
+            return device.read(pa - base, size)
+        return self._unassigned(pa, size, is_write)
+
+    def _unassigned(self, pa: int, size: int, is_write: bool) -> int:
+        policy = self.config.unassigned
+        if policy is UnassignedPolicy.ABORT:
+            raise AbortAccess(f"no device at {pa:#x}")
+        if policy is UnassignedPolicy.STOP:
+            raise StopAccess(f"{'write to' if is_write else 'read from'} {pa:#x}, where no "
+                             "device lives (--unassigned stop)")
+        granule = self.guard.granule_base(pa)
+        if granule not in self.unassigned_seen:
+            self.unassigned_seen.add(granule)
+            text = (
+                f"{'write to' if is_write else 'read from'} unassigned device space at "
+                f"{pa:#x} (granule {granule:#x}): no device there, "
+                f"{'write dropped' if is_write else 'read as zero'}"
+            )
+            if self._warn is not None:
+                self._warn(text)
+            self.trace_event("unassigned", addr=pa, size=size, write=is_write)
+        return 0

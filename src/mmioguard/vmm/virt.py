@@ -1,0 +1,279 @@
+"""The `virt` machine: memory map, devices, boot protocol and the run loop.
+
+vCPUs run one after another in one thread, in fixed-size slices when there are several, so a
+run is reproducible: the same guest gives the same trace every time.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mmioguard.cpu.unicorn import UnicornVcpu, disassembler
+from mmioguard.hyp.config import VmConfig
+from mmioguard.hyp.exits import GuestStop, Halted, LimitReached, SliceEnd, SystemEvent
+from mmioguard.hyp.exits import SystemEventKind as Sys
+from mmioguard.hyp.memory import MemorySlot, PhysMemory
+from mmioguard.hyp.vm import Tracer, Vm
+from mmioguard.vmm.bus import MmioBus
+from mmioguard.vmm.devices.pl011 import Pl011
+from mmioguard.vmm.devices.pl031 import Pl031
+from mmioguard.vmm.devicetree import MachineDescription, build_dtb
+from mmioguard.vmm.loader import ImageError, load_image
+
+MIB = 1 << 20
+RAM_BASE = 0x4000_0000
+FLASH_BASE = 0x0
+FLASH_SIZE = 64 * MIB
+UART_BASE = 0x0900_0000
+RTC_BASE = 0x0901_0000
+DEVICE_SIZE = 0x1000
+# The device tree goes at the start of the last 2 MiB of RAM: out of the way of images
+# linked low, and inside one 2 MiB block as older arm64 kernels require.
+DTB_AREA = 2 * MIB
+# Instructions per slice when several vCPUs share the thread.
+SMP_SLICE = 20_000
+
+
+class ExitStatus(enum.IntEnum):
+    OFF = 0
+    GUEST = 1
+    USAGE = 2
+    LIMIT = 3
+
+
+@dataclass
+class MachineOptions:
+    image: str
+    memory: int = 128 * MIB
+    load_addr: int | None = None
+    initrd: str | None = None
+    bootargs: str = ""
+    no_reboot: bool = False
+    max_insns: int | None = None
+    timeout: float | None = None
+    vm: VmConfig = field(default_factory=VmConfig)
+    # Deterministic RTC for tests: seconds since the epoch at boot, advancing 0 per second.
+    rtc_clock: Callable[[], float] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: ExitStatus
+    reason: str
+    report: str = ""
+    resets: int = 0
+
+
+class _Watchdog:
+    """Stops the running vCPU once the wall-clock budget is spent.
+
+    Unicorn's own ``timeout`` reports bogus aborts when it fires inside a device access; here
+    the stop request only ends the run, so whatever state it leaves is never resumed.
+    """
+
+    def __init__(self, seconds: float, stop: Callable[[], None]) -> None:
+        self.fired = threading.Event()
+        self._done = threading.Event()
+        self._seconds = seconds
+        self._stop = stop
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._done.wait(self._seconds):
+            return
+        self.fired.set()
+        # The run loop may be between slices when the first request lands: repeat until it
+        # notices.
+        while not self._done.wait(0.05):
+            self._stop()
+
+    def cancel(self) -> None:
+        self._done.set()
+
+
+class VirtMachine:
+    def __init__(
+        self,
+        options: MachineOptions,
+        console: Callable[[bytes], None],
+        warn: Callable[[str], None],
+        tracer: Tracer | None = None,
+    ) -> None:
+        self.options = options
+        self.tracer = tracer
+        self._warn = warn
+        config = options.vm
+        self.memory = PhysMemory()
+        self.ram = self.memory.add(MemorySlot(RAM_BASE, options.memory, "ram"))
+        self.bus = MmioBus()
+        self.uart = Pl011(console, on_unknown=warn)
+        self.rtc = Pl031(options.rtc_clock or time.time, on_unknown=warn)
+        self.bus.insert(UART_BASE, DEVICE_SIZE, self.uart)
+        self.bus.insert(RTC_BASE, DEVICE_SIZE, self.rtc)
+        regions = [(RAM_BASE, options.memory, "RAM")]
+        self.image = load_image(options.image, regions, RAM_BASE, options.load_addr)
+        self.initrd: bytes | None = None
+        if options.initrd is not None:
+            try:
+                with open(options.initrd, "rb") as f:
+                    self.initrd = f.read()
+            except OSError as err:
+                raise ImageError(f"cannot read initrd {options.initrd}: {err.strerror}") from err
+        self.vm = Vm(config, self.memory, self.bus, tracer, warn, disassembler())
+        traced = tracer is not None
+        self.backends: list[UnicornVcpu] = []
+        for vcpu in self.vm.vcpus:
+            backend = UnicornVcpu(vcpu, self.memory.slots)
+            vcpu.attach(backend)
+            for base, size, device in self.bus.devices():
+                read, write = vcpu.mmio_callbacks(base, device.read, device.write, traced)
+                backend.map_device(base, size, read, write)
+            self.backends.append(backend)
+        self.dtb_addr, self.dtb = self._place_boot_data()
+        self.resets = 0
+        self.load()
+
+    # -- boot -----------------------------------------------------------------------------
+
+    def _place_boot_data(self) -> tuple[int, bytes]:
+        ram_end = RAM_BASE + self.options.memory
+        dtb_addr = ram_end - DTB_AREA
+        initrd_range: tuple[int, int] | None = None
+        if self.initrd is not None:
+            start = (dtb_addr - len(self.initrd)) & ~0xFFFF
+            initrd_range = (start, start + len(self.initrd))
+        description = MachineDescription(
+            memory_base=RAM_BASE,
+            memory_size=self.options.memory,
+            cpus=tuple(v.mpidr & 0xFF_00FF_FFFF for v in self.vm.vcpus),
+            uart_base=UART_BASE,
+            rtc_base=RTC_BASE,
+            bootargs=self.options.bootargs,
+            initrd_start=initrd_range[0] if initrd_range else None,
+            initrd_end=initrd_range[1] if initrd_range else None,
+        )
+        dtb = build_dtb(description)
+        low = initrd_range[0] if initrd_range else dtb_addr
+        if low < RAM_BASE:
+            raise ImageError("the initrd does not fit in RAM: give more --memory")
+        for i, seg in enumerate(self.image.segments):
+            if seg.addr < dtb_addr + len(dtb) and low < seg.addr + seg.memsz:
+                raise ImageError(
+                    f"{self.options.image}: segment {i} ({seg.addr:#x}-{seg.addr + seg.memsz:#x})"
+                    f" overlaps the boot data at {low:#x}-{ram_end:#x} (device tree, initrd); "
+                    "give more --memory or link the image lower"
+                )
+        return dtb_addr, dtb
+
+    def load(self) -> None:
+        """Write the images into RAM and put vCPU 0 at the entry point (boot and reset)."""
+        self.ram.clear()
+        for seg in self.image.segments:
+            self.memory.write(seg.addr, seg.data)
+        if self.initrd is not None:
+            start = (self.dtb_addr - len(self.initrd)) & ~0xFFFF
+            self.memory.write(start, self.initrd)
+        self.memory.write(self.dtb_addr, self.dtb)
+        self.uart.reset()
+        self.rtc.reset()
+        self.vm.reset()
+        for vcpu in self.vm.vcpus:
+            vcpu.powered_on = vcpu.index == 0
+            if vcpu.powered_on:
+                vcpu.boot(self.image.entry, self.dtb_addr)
+        if self.tracer is not None:
+            self.vm.trace_event(
+                "boot", entry=self.image.entry, dtb=self.dtb_addr, image=self.options.image
+            )
+
+    # -- run loop -------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        watchdog = None
+        if self.options.timeout is not None:
+            watchdog = _Watchdog(self.options.timeout, self._stop_all)
+            watchdog.start()
+        try:
+            outcome = self._run(watchdog)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            self.uart.flush()
+        if self.tracer is not None:
+            self.vm.trace_event(
+                "stop", status=int(outcome.status), reason=outcome.reason, report=outcome.report
+            )
+        return outcome
+
+    def _stop_all(self) -> None:
+        for backend in self.backends:
+            backend.stop()
+
+    def _run(self, watchdog: _Watchdog | None) -> Outcome:
+        vcpus = self.vm.vcpus
+        max_insns = self.options.max_insns
+        smp = len(vcpus) > 1
+        executed = 0
+        waiting: set[int] = set()
+        current = 0
+        while True:
+            vcpu = vcpus[current]
+            if not vcpu.powered_on or vcpu.index in waiting:
+                current = (current + 1) % len(vcpus)
+                if all(not v.powered_on or v.index in waiting for v in vcpus):
+                    return self._all_idle(waiting)
+                continue
+            count = SMP_SLICE if smp else 0
+            if max_insns is not None:
+                count = min(count or max_insns, max(max_insns - executed, 1))
+            exit_ = vcpu.run(count)
+            if watchdog is not None and watchdog.fired.is_set():
+                return Outcome(ExitStatus.LIMIT, f"--timeout {self.options.timeout:g}s reached")
+            if isinstance(exit_, SliceEnd):
+                executed += count
+                if max_insns is not None and executed >= max_insns:
+                    return Outcome(ExitStatus.LIMIT, f"--max-insns {max_insns} reached")
+                current = (current + 1) % len(vcpus)
+            elif isinstance(exit_, SystemEvent):
+                if exit_.kind is Sys.OFF:
+                    return Outcome(ExitStatus.OFF, "the guest called PSCI SYSTEM_OFF",
+                                   resets=self.resets)
+                if self.options.no_reboot:
+                    return Outcome(ExitStatus.OFF, "the guest asked for a reset (--no-reboot)",
+                                   resets=self.resets)
+                self.resets += 1
+                self.load()
+                waiting.clear()
+                current = 0
+            elif isinstance(exit_, GuestStop):
+                return Outcome(ExitStatus.GUEST, exit_.reason, exit_.report, self.resets)
+            elif isinstance(exit_, Halted):
+                if not exit_.powered_off:
+                    waiting.add(vcpu.index)
+                current = (current + 1) % len(vcpus)
+            elif isinstance(exit_, LimitReached):
+                return Outcome(ExitStatus.LIMIT, exit_.what)
+
+    def _all_idle(self, waiting: set[int]) -> Outcome:
+        if not waiting:
+            return Outcome(
+                ExitStatus.GUEST,
+                "all-off",
+                "every vCPU is powered off (PSCI CPU_OFF) and none can wake up: the guest "
+                "should call PSCI SYSTEM_OFF to end the run",
+                self.resets,
+            )
+        return Outcome(
+            ExitStatus.GUEST,
+            "wfi-forever",
+            "every running vCPU waits for an interrupt (WFI) and this machine has no "
+            "interrupt source that could wake it",
+            self.resets,
+        )
