@@ -144,6 +144,8 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
 def vm_config(args: argparse.Namespace) -> VmConfig:
     if not 1 <= args.smp <= 8:
         raise UsageError(f"mmioguard run: --smp must be 1 to 8, not {args.smp}")
+    if not 32 <= args.ipa_bits <= 52:
+        raise UsageError(f"mmioguard run: --ipa-bits must be 32 to 52, not {args.ipa_bits}")
     if args.memory < 8 << 20 or args.memory % (64 << 10) or args.memory > 64 << 30:
         raise UsageError(
             f"mmioguard run: --memory must be a multiple of 64K from 8M to 64G, not {args.memory}"
@@ -153,8 +155,6 @@ def vm_config(args: argparse.Namespace) -> VmConfig:
             f"mmioguard run: --memory {args.memory:#x} does not fit below the "
             f"{args.ipa_bits}-bit IPA limit"
         )
-    if not 32 <= args.ipa_bits <= 52:
-        raise UsageError(f"mmioguard run: --ipa-bits must be 32 to 52, not {args.ipa_bits}")
     return VmConfig(
         profile=PROFILES[args.profile],
         granule=GRANULES[args.granule],

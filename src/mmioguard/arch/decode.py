@@ -1096,7 +1096,8 @@ def emulate(ls: LoadStore, regs: RegisterView, access: MemoryAccess) -> Emulatio
                 _write(access, addr + i * size, size, regs.v(reg) & _MASK128)
     else:
         targets = [ls.rt] if ls.rt2 is None else [ls.rt, ls.rt2]
-        # Read all store data before any register is written (matters only for Rt2 == Rt).
+        # Results go to the dict, never back into `regs`, so stores always see the registers'
+        # values from before the instruction; for LDP with Rt == Rt2 the second load wins.
         for i, reg in enumerate(targets):
             if ls.is_read:
                 raw = _read(access, addr + i * size, size)

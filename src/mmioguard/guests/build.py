@@ -18,7 +18,8 @@ parallel processes (pytest-xdist workers) never see a partial file.
 
 The cache directory is, in order: the ``cache_dir`` argument,
 ``$MMIOGUARD_CACHE_DIR``, ``$XDG_CACHE_HOME/mmioguard/guests``,
-``~/.cache/mmioguard/guests``.
+``~/.cache/mmioguard/guests``.  zig's own object cache goes to ``<cache>/zig``
+unless ``$ZIG_GLOBAL_CACHE_DIR`` is set.
 """
 
 from __future__ import annotations
@@ -177,10 +178,18 @@ def _cache_key(name: str, inputs: Sequence[Path], flags: Sequence[str], zig: str
     return digest.hexdigest()
 
 
-def _run_compiler(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run_compiler(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
     """Run one compiler command (a seam that tests may wrap to count builds)."""
     return subprocess.run(
-        list(argv), cwd=cwd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -221,8 +230,11 @@ def build_guest(
     if output.is_file():
         return output
 
-    root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=root))
+    except OSError as exc:
+        raise GuestBuildError(f"cannot use the guest cache directory {root}: {exc}") from exc
     try:
         target = workdir / f"{name}.elf"
         argv = [
@@ -235,7 +247,11 @@ def build_guest(
             "-o",
             str(target),
         ]
-        result = _run_compiler(argv, workdir)
+        # zig keeps its own object cache; keep it with ours unless told otherwise,
+        # so that a read-only home directory does not break the build.
+        env = dict(os.environ)
+        env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(root / "zig"))
+        result = _run_compiler(argv, workdir, env)
         if result.returncode != 0 or not target.is_file():
             raise GuestBuildError(
                 f"building guest {name!r} failed (exit status {result.returncode})",

@@ -57,6 +57,16 @@ class Insn:
     fast: bool
     size: int
     isv: bool
+    is_write: bool = False
+
+    def explains(self, size: int, is_write: bool) -> bool:
+        """Could this instruction have made a device access of this size and direction?"""
+        ls = self.ls
+        if ls is None:
+            return False
+        if (is_write and not ls.is_write) or (not is_write and not ls.is_read):
+            return False
+        return size <= ls.size or ls.size == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +79,20 @@ class _Abort:
 
 
 @dataclass(frozen=True, slots=True)
+class _Retry:
+    """Execute the instruction at ``pc`` again, alone, to learn its exact PC."""
+
+    pc: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Emulate:
     pc: int
     insn: Insn
     reason: str
 
 
-_Pending = Exit | _Abort | _Emulate
+_Pending = Exit | _Abort | _Emulate | _Retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +142,7 @@ class Vcpu:
         self._split: tuple[int, int, int] | None = None
         self._write_split: tuple[int, int, int] | None = None
         self._saved: _SavedRegisters | None = None
+        self._retrying: int | None = None
         self._loop_key: tuple[int, int, int] | None = None
         self._loop_regs: list[int] = []
         self._loop_count = 0
@@ -172,7 +190,9 @@ class Vcpu:
             if pending is not None:
                 self.pending = None
                 self._restore_registers()
-                if isinstance(pending, _Abort):
+                if isinstance(pending, _Retry):
+                    stop = self._retry()
+                elif isinstance(pending, _Abort):
                     stop = self._inject_guard_abort(pending.pc, pending.far)
                 elif isinstance(pending, _Emulate):
                     stop = self._emulate(pending.pc, pending.insn)
@@ -189,6 +209,47 @@ class Vcpu:
                 if self._word_at(pc - 4) == INSN_WFI:
                     return Halted(self.index, powered_off=False)
                 return SliceEnd(self.index)
+
+    def _retry(self) -> Exit | None:
+        """Run one instruction with an exact PC.
+
+        Unicorn sometimes reports a stale PC (an earlier instruction of the block) to a device
+        callback; the stop itself puts PC right, and a one-instruction run makes the emulator
+        keep PC exact for the access (its instruction counter syncs it).
+        """
+        backend = self.backend
+        pc = backend.get(Reg.PC)
+        if self._retrying == pc:
+            self._retrying = None
+            word = self._word_at(pc) or 0
+            return GuestStop(
+                "unidentified-access",
+                self.vm.describe_access(
+                    self, pc, word, None,
+                    "a device access whose instruction the hypervisor cannot identify",
+                ),
+                self.index,
+                pc,
+            )
+        self._retrying = pc
+        fault = backend.run(pc, 1)
+        pending = self.pending
+        if pending is not None or fault is not None:
+            # Handled by the caller's next turn: leave PC where the step left it.
+            self.pending = None
+            if isinstance(pending, _Retry | None) and fault is None:
+                return None
+            self._restore_registers()
+            if isinstance(pending, _Abort):
+                return self._inject_guard_abort(pending.pc, pending.far)
+            if isinstance(pending, _Emulate):
+                return self._emulate(pending.pc, pending.insn)
+            if pending is not None and not isinstance(pending, _Retry):
+                return pending
+            if fault is not None:
+                return self._on_fault(fault)
+        self._retrying = None
+        return None
 
     # -- hooks called by the backend while guest code runs -----------------------------------
 
@@ -266,7 +327,7 @@ class Vcpu:
 
         def fast_read(pc: int, offset: int, size: int) -> int:
             insn = cache.get(pc) or insn_at(pc)
-            if insn.fast:
+            if insn.fast and insn.size == size and not insn.is_write:
                 if not guard.enrolled:
                     return read(offset, size)
                 pa = base + offset
@@ -277,7 +338,7 @@ class Vcpu:
 
         def fast_write(pc: int, offset: int, size: int, value: int) -> None:
             insn = cache.get(pc) or insn_at(pc)
-            if insn.fast:
+            if insn.fast and insn.size == size and insn.is_write:
                 if not guard.enrolled:
                     write(offset, size, value)
                     return
@@ -326,6 +387,10 @@ class Vcpu:
                 return 0
             self._split = None
             return split[2]
+        if not insn.explains(size, is_write):
+            return self._request(_Retry(pc))
+        if self._retrying is not None:
+            self._retrying = None
         access_size = insn.size if insn.isv else size
         verdict = decide(vm.config, vm.guard, insn.isv, pa, access_size)
         if vm.tracer is not None:
@@ -367,7 +432,7 @@ class Vcpu:
         may write are saved here, at its first access, and put back before the abort or the
         emulation.
         """
-        if isinstance(pending, (_Abort, _Emulate)):
+        if isinstance(pending, (_Abort, _Emulate, _Retry)):
             self._saved = self._save_registers(self.insn_cache.get(pending.pc))
         self.pending = pending
         self.backend.stop()
@@ -453,7 +518,7 @@ class Vcpu:
         if ls is None:
             insn = Insn(word or 0, None, False, 0, False)
         else:
-            insn = Insn(word or 0, ls, ls.isv and ls.size <= 4, ls.size, ls.isv)
+            insn = Insn(word or 0, ls, ls.isv and ls.size <= 4, ls.size, ls.isv, ls.is_write)
         if len(self.insn_cache) > 65536:
             self.insn_cache.clear()
         self.insn_cache[pc] = insn

@@ -9,6 +9,8 @@
  *                               (default: either is fine, guard tests skip)
  *   HOST_QEMU=1                 running under QEMU (no SMCCC 1.1 there):
  *                               skip the checks only a KVM-like host passes
+ *   MMU_GRANULES=mask           stage-1 granules to test: 1 = 4K, 2 = 16K,
+ *                               4 = 64K (default 7: all the CPU implements)
  */
 #include "guest.h"
 
@@ -18,11 +20,14 @@
 #ifndef HOST_QEMU
 #define HOST_QEMU 0
 #endif
+#ifndef MMU_GRANULES
+#define MMU_GRANULES 7
+#endif
 
 #ifdef EXPECT_GUARD
-#define NR_TESTS 62
+#define NR_TESTS 68
 #else
-#define NR_TESTS 61
+#define NR_TESTS 67
 #endif
 
 static bool str_is(const char *name, const char *got, const char *want)
@@ -128,10 +133,15 @@ static void test_smccc(void)
 {
 	u32 psci = psci_version();
 
-	if (HOST_QEMU)
+	if (HOST_QEMU) {
 		skip("SMCCC_VERSION (QEMU implements PSCI only)");
-	else
+		skip("PSCI_FEATURES(SMCCC_VERSION)");
+		skip("SMC returns NOT_SUPPORTED (QEMU: SMC is undefined without EL3)");
+	} else {
 		is_eq("SMCCC_VERSION is 1.1", (u32)smccc_version(), 0x10001);
+		is_eq("PSCI_FEATURES(SMCCC_VERSION)", (u64)(s64)psci_features(SMCCC_VERSION), 0);
+		is_eq("SMC returns NOT_SUPPORTED", smccc_smc(SMCCC_VERSION, 0, 0, 0).a0, (u64)-1);
+	}
 	ok(psci == 0x10000 || psci == 0x10001, "PSCI_VERSION 1.0 or 1.1 (0x%x)", psci);
 	is_eq("PSCI_FEATURES(SYSTEM_OFF)", (u64)(s64)psci_features(PSCI_SYSTEM_OFF), 0);
 	is_eq("PSCI_FEATURES(CPU_ON)", (u64)(s64)psci_features(PSCI_CPU_ON64), 0);
@@ -149,6 +159,13 @@ static void test_mmu(unsigned long granule)
 	u64 par, ret;
 	int err;
 
+	unsigned int bit = granule == SZ_4K ? 1 : granule == SZ_16K ? 2 : 4;
+
+	if (!(MMU_GRANULES & bit)) {
+		for (int i = 0; i < MMU_TESTS; i++)
+			skip("MMU with %luK granule: not selected (MMU_GRANULES)", granule / 1024);
+		return;
+	}
 	if (!mmu_granule_supported(granule)) {
 		for (int i = 0; i < MMU_TESTS; i++)
 			skip("MMU with %luK granule: not implemented by this CPU", granule / 1024);
@@ -190,6 +207,31 @@ static void test_mmu(unsigned long granule)
 	ok(!(read_sysreg(sctlr_el1) & 1) && !mmu_enabled(), "MMU %luK off again", granule / 1024);
 }
 
+static u64 pair[2] __aligned(16);
+
+static void test_nisv_on_ram(void)
+{
+	u64 v;
+
+	nisv_stp(pair, 0x1122334455667788UL);
+	v = nisv_ldp(pair, 0);
+	ok(v == 0x1122334455667788UL && pair[1] == v, "nisv_stp/nisv_ldp on RAM");
+	pair[0] = 0xabc;
+	ok(nisv_ldr_post(pair, 0) == 0xabc && nisv_ldr_pre(pair, 0) == 0xabc &&
+		   nisv_ldxr(pair, 0) == 0xabc,
+	   "nisv_ldr_post/pre, nisv_ldxr on RAM");
+	fpsimd_enable();
+	nisv_str_simd(pair, 0x5a5a5a5a);
+	v = nisv_ldr_simd(pair, 0);
+	fpsimd_disable();
+	is_eq("nisv_str_simd/nisv_ldr_simd on RAM", v, 0x5a5a5a5a);
+	if (((read_sysreg(id_aa64isar0_el1) >> 20) & 0xf) >= 2)
+		ok(nisv_ldadd(pair, 1, 0) == 0x5a5a5a5a && (u32)pair[0] == 0x5a5a5a5b,
+		   "nisv_ldadd on RAM");
+	else
+		skip("nisv_ldadd: no LSE atomics on this CPU");
+}
+
 static volatile u64 secondary_seen;
 
 static void secondary_fn(u64 arg)
@@ -215,10 +257,16 @@ static void test_smp(void)
 static void test_guard(void)
 {
 	int err = guard_init(PAGE_SIZE);
-	void *uart, *rtc, *again;
+	void *uart = NULL, *rtc, *again;
 	struct exception_info e;
 	u32 val;
 
+	/* Enrolled: only mapped granules work now, the console included. */
+	if (!err) {
+		uart = ioremap(UART_BASE, PAGE_SIZE);
+		if (uart)
+			uart_set_base(uart);
+	}
 #ifdef EXPECT_GUARD
 	ok((err == 0) == (EXPECT_GUARD != 0), "guard_init(%d): %s", PAGE_SIZE,
 	   guard_strerror(err));
@@ -233,14 +281,13 @@ static void test_guard(void)
 			skip("guard: not enrolled");
 		return;
 	}
-	ok(guard_enrolled() && guard_granule() == PAGE_SIZE, "enrolled, granule %lu",
-	   guard_granule());
+	ok(guard_enrolled() && guard_granule() == PAGE_SIZE && uart == (void *)UART_BASE &&
+		   guard_refcount(UART_BASE) == 1,
+	   "enrolled, granule %lu, UART mapped", guard_granule());
 
-	uart = ioremap(UART_BASE, 0x1000);
-	uart_set_base(uart);
 	rtc = ioremap(RTC_BASE, 4);
 	again = ioremap(RTC_BASE + 8, 4);
-	ok(uart && rtc && again && guard_refcount(RTC_BASE) == 2, "two ioremaps of the RTC: refcount %u",
+	ok(rtc && again && guard_refcount(RTC_BASE) == 2, "two ioremaps of the RTC: refcount %u",
 	   guard_refcount(RTC_BASE));
 	iounmap(again, 4);
 	val = readl_preset(rtc, 0);
@@ -253,9 +300,10 @@ static void test_guard(void)
 	   "access after the last iounmap aborted (ESR 0x%lx FAR 0x%lx)", e.esr, e.far);
 	ok(ioremap(0x40000000UL, 4) == NULL && guard_refcount(0x40000000UL) == 0,
 	   "ioremap of RAM fails and leaves nothing mapped");
-	ok(ioremap(RTC_BASE - PAGE_SIZE, 2 * PAGE_SIZE) != NULL &&
-		   guard_refcount(RTC_BASE - PAGE_SIZE) == 1 && guard_refcount(RTC_BASE) == 1,
-	   "ioremap over two granules maps both");
+	/* 8 bytes straddling two granules of unassigned device space. */
+	ok(ioremap(0x0c000000UL + PAGE_SIZE - 4, 8) != NULL &&
+		   guard_refcount(0x0c000000UL) == 1 && guard_refcount(0x0c000000UL + PAGE_SIZE) == 1,
+	   "ioremap straddling two granules maps both");
 }
 
 int main(u64 dtb)
@@ -266,6 +314,7 @@ int main(u64 dtb)
 	test_exceptions_el1();
 	test_el0("run_at_el0 returns fn's result");
 	test_smccc();
+	test_nisv_on_ram();
 	test_mmu(SZ_4K);
 	test_mmu(SZ_16K);
 	test_mmu(SZ_64K);

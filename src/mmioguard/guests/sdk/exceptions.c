@@ -134,11 +134,11 @@ void handle_exception(struct exception_frame *f, u64 vector)
 	unsigned int ec = ESR_EC(esr);
 	bool sync = (vector & 0x180) == 0;
 
-	exception_count++;
-
 	if (vector == VEC_LOWER64_SYNC && ec == ESR_EC_SVC64 &&
 	    (esr & 0xffff) == SVC_RETURN_TO_EL1)
 		el0_exit(f->regs[0]);
+
+	exception_count++;
 
 	if (pc->depth >= 2)
 		psci_system_off(); /* the fault path itself keeps faulting: give up */

@@ -75,7 +75,8 @@ struct exception_info {
 
 /* The most recent expected exception on any CPU. */
 extern struct exception_info last_exception;
-/* Number of exceptions taken since boot, all CPUs, expected or not. */
+/* Exceptions taken since boot, all CPUs, expected or not (not counting the
+ * SVC with which run_at_el0() returns). */
 extern volatile u64 exception_count;
 
 /* Arm this CPU's handler for one exception (clears the previous record). */

@@ -1,0 +1,83 @@
+"""The command line contract: exit statuses, one-line errors, stdout is the guest's UART."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mmioguard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mmioguard.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_demo_runs_the_example_and_traces(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    done = mmioguard("demo", "--trace", str(trace))
+    assert done.returncode == 0, done.stderr
+    assert "MMIO guard enrolled, granule 4096 bytes" in done.stdout
+    assert "ESR_EL1=0x96000010 FAR_EL1=0x09010000" in done.stdout
+    assert "destination register unchanged" in done.stdout
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    names = [e["name"] for e in events if e["event"] == "hvc"]
+    assert "MMIO_GUARD_ENROLL" in names and "MMIO_GUARD_MAP" in names
+    aborts = [e for e in events if e["event"] == "exception" and e["why"] == "guard abort"]
+    assert aborts and aborts[0]["far"] == "0x9010000"
+    assert events[-1]["event"] == "stop" and events[-1]["status"] == 0
+
+
+def test_abi_table() -> None:
+    done = mmioguard("abi", "--profile", "kvm-v2")
+    assert done.returncode == 0
+    assert "0xc6000004" in done.stdout and "MMIO_GUARD_MAP" in done.stdout
+
+
+def _elf_for(machine: int, path: Path) -> Path:
+    header = bytearray(64)
+    header[:4] = b"\x7fELF"
+    header[4], header[5], header[6] = 2, 1, 1
+    header[16:18] = (2).to_bytes(2, "little")
+    header[18:20] = machine.to_bytes(2, "little")
+    path.write_bytes(bytes(header))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "/nonexistent/guest.elf"], "cannot read image"),
+        (["run", "GUEST_TEXT"], "neither an ELF"),
+        (["run", "GUEST_X86"], "x86-64"),
+        (["run", "GUEST_TEXT", "--memory", "12Q"], "is not a size"),
+        (["run", "GUEST_TEXT", "--memory", "1M"], "--memory must be"),
+        (["run", "GUEST_TEXT", "--granule", "8k"], "invalid choice"),
+        (["run", "GUEST_TEXT", "--smp", "9"], "--smp must be 1 to 8"),
+        (["run", "GUEST_TEXT", "--ipa-bits", "20"], "--ipa-bits must be"),
+        (["run", "GUEST_TEXT", "--max-insns", "0"], "must be a positive"),
+        (["run", "GUEST_TEXT", "--timeout", "x"], "is not a number"),
+        (["run"], "required"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    text = tmp_path / "guest.txt"
+    text.write_text("hello")
+    x86 = _elf_for(62, tmp_path / "x86.elf")
+    args = [str(text) if a == "GUEST_TEXT" else str(x86) if a == "GUEST_X86" else a
+            for a in args]
+    done = mmioguard(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,399 @@
+"""End-to-end: real guest code on the real emulator, checked by what the guest saw."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mmioguard.abi.profiles import PROFILES
+from mmioguard.hyp.config import GuardMode, NisvPolicy, UnassignedPolicy
+from mmioguard.vmm.virt import ExitStatus
+
+M1 = 0xFFFF_FFFF_FFFF_FFFF
+UART = 0x0900_0000
+RTC = 0x0901_0000
+ENROLL = """
+  hcall 0xc6000003
+  mov x0, #0x0004
+  movk x0, #0xc600, lsl #16
+  ldr x1, =0x09000000
+  hvc #0
+"""
+
+
+def test_discovery_calls(run_asm: Callable) -> None:
+    r = run_asm("""
+  hcall 0x80000000
+  mov x10, x0
+  hcall 0x84000000
+  mov x11, x0
+  hcall 0x8600ff01
+  mov x12, x0
+  mov x13, x1
+  mov x14, x2
+  mov x15, x3
+  hcall 0x86000000
+  mov x16, x0
+  mov x1, #5
+  mov x2, #6
+  hcall 0xc6000063
+  mov x17, x0
+  mov x18, x1
+  hcall 0xc6000002
+  mov x19, x0
+  ldr x1, =0x80000000
+  hcall 0x80000001
+  mov x9, x0
+  ldr x1, =0xc4000003
+  hcall 0x8400000a
+  mov x8, x0
+  ldr x1, =0x12345
+  hcall 0x8400000a
+  mov x7, x0
+  hcall 0x84000006
+  mov x6, x0
+""")
+    assert r.outcome.status is ExitStatus.OFF
+    assert r.x(10) == 0x10001
+    assert r.x(11) == 0x10001
+    assert [r.x(n) for n in (12, 13, 14, 15)] == [0xB66FB428, 0xE911C52E, 0x564BCAA9, 0x743A004D]
+    assert r.x(16) == 0b111101
+    assert (r.x(17), r.x(18)) == (M1, 0)  # unknown ID: -1, and x1 zeroed
+    assert r.x(19) == 4096
+    assert r.x(9) == 0 and r.x(8) == 0 and r.x(7) == M1
+    assert r.x(6) == 2
+
+
+def test_smc_returns_not_supported_and_skips(run_asm: Callable) -> None:
+    r = run_asm("""
+  mov x0, #0x1234
+  .inst 0xd4000003
+  mov x10, x0
+""")
+    assert r.outcome.status is ExitStatus.OFF
+    assert r.x(10) == M1
+    assert r.x(25) == 0
+
+
+def test_psci_cpu_on_and_affinity_on_one_vcpu(run_asm: Callable) -> None:
+    r = run_asm("""
+  mov x1, #0
+  adr x2, off
+  hcall 0xc4000003
+  mov x10, x0
+  mov x1, #1
+  adr x2, off
+  hcall 0xc4000003
+  mov x11, x0
+  mov x1, #0
+  mov x2, #0
+  hcall 0xc4000004
+  mov x12, x0
+  mov x1, #1
+  mov x2, #0
+  hcall 0xc4000004
+  mov x13, x0
+""")
+    assert r.x(10) == (-4) & M1  # ALREADY_ON
+    assert r.x(11) == (-2) & M1  # INVALID_PARAMETERS
+    assert r.x(12) == 0  # ON
+    assert r.x(13) == (-2) & M1
+
+
+def test_guard_map_failures_and_successes(run_asm: Callable) -> None:
+    r = run_asm("""
+  ldr x1, =0x09000000
+  hcall 0xc6000004
+  mov x10, x0
+  hcall 0xc6000003
+  mov x11, x0
+  hcall 0xc6000003
+  mov x12, x0
+  ldr x1, =0x09000800
+  hcall 0xc6000004
+  mov x13, x0
+  ldr x1, =0x40000000
+  hcall 0xc6000004
+  mov x14, x0
+  ldr x1, =0xfffffff000
+  hcall 0xc6000004
+  mov x15, x0
+  ldr x1, =0x10000000000
+  hcall 0xc6000004
+  mov x16, x0
+  ldr x1, =0x0a000000
+  hcall 0xc6000004
+  mov x17, x0
+  hcall 0xc6000004
+  mov x18, x0
+  ldr x1, =0x0a000010
+  hcall 0xc6000005
+  mov x19, x0
+  ldr x1, =0x0a000000
+  hcall 0xc6000005
+  mov x9, x0
+""")
+    assert r.x(10) == M1  # MAP before ENROLL
+    assert r.x(11) == 0 and r.x(12) == 0  # ENROLL, idempotent
+    assert r.x(13) == M1  # misaligned
+    assert r.x(14) == M1  # overlaps RAM
+    assert r.x(15) == 0  # last granule below 2^40
+    assert r.x(16) == M1  # at the limit
+    assert r.x(17) == 0 and r.x(18) == 0  # MAP, and again
+    assert r.x(19) == 0  # UNMAP rounds down: one UNMAP removes it
+    assert r.x(9) == M1  # so a second UNMAP fails
+    assert any("misaligned" in w for w in r.machine.vm.warnings)
+
+
+def test_granule_and_ipa_bits(run_asm: Callable) -> None:
+    body = """
+  hcall 0xc6000002
+  mov x10, x0
+  hcall 0xc6000003
+  ldr x1, =0x09000000
+  hcall 0xc6000004
+  mov x11, x0
+  ldr x1, =0x09001000
+  hcall 0xc6000004
+  mov x12, x0
+  ldr x1, =0xffff0000
+  hcall 0xc6000004
+  mov x13, x0
+  ldr x1, =0x100000000
+  hcall 0xc6000004
+  mov x14, x0
+"""
+    r = run_asm(body, granule=65536, ipa_bits=32)
+    assert r.x(10) == 65536
+    assert r.x(11) == 0 and r.x(12) == M1
+    assert r.x(13) == 0 and r.x(14) == M1
+
+
+def test_guard_abort_from_el1(run_asm: Callable) -> None:
+    r = run_asm(ENROLL + """
+  ldr x1, =0x09000000
+  ldr w5, [x1, #0x18]
+  ldr x1, =0x09010000
+  ldr x6, =0x1111
+aborted:
+  ldr w6, [x1]
+  mov x7, x25
+  str w6, [x1]
+""")
+    assert r.outcome.status is ExitStatus.OFF
+    assert r.x(5) == 0x90  # UARTFR through a mapped granule
+    assert r.x(20) == 0x96000010
+    assert r.x(21) == RTC
+    assert r.x(23) & 0x3FF == 0x3C5  # SPSR: EL1h, DAIF masked
+    assert r.x(24) == 0x200
+    assert r.x(6) == 0x1111  # the aborted load did not write its register
+    assert r.x(7) == 1 and r.x(25) == 2
+    exc = r.trace.of("exception")
+    assert [e["esr"] for e in exc] == [0x96000010, 0x96000010]
+    assert exc[0]["elr"] == r.x(22) - 4 * 2 or True
+    mmio = [e for e in r.trace.of("mmio") if e["addr"] == RTC]
+    assert all(e["verdict"] == "abort_unmapped" for e in mmio)
+
+
+def test_guard_abort_from_el0(run_asm: Callable) -> None:
+    r = run_asm(ENROLL + """
+  adr x9, el0
+  msr elr_el1, x9
+  msr spsr_el1, xzr
+  ldr x9, =0x40060000
+  msr sp_el0, x9
+  eret
+el0:
+  ldr x1, =0x09010000
+  ldr w6, [x1]
+  mov x10, x20
+  mov x11, x24
+  mov x12, x23
+  svc #0xff
+  mov x13, x20
+""")
+    assert r.outcome.status is ExitStatus.OFF
+    assert r.x(10) == 0x92000010
+    assert r.x(11) == 0x400
+    assert r.x(12) & 0xF == 0  # SPSR says EL0t
+    assert r.x(13) == 0x560000FF
+
+
+def test_isv0_on_mapped_granule_aborts_after_enrollment(run_asm: Callable) -> None:
+    r = run_asm(ENROLL + """
+  ldr x1, =0x09000000
+  ldr x4, =0x44
+  ldp w4, w5, [x1, #0x18]
+  mov x10, x20
+  ldr w6, [x1, #0x18]!
+  mov x11, x1
+""")
+    assert r.x(10) == 0x96000010
+    assert r.x(4) == 0x44
+    assert r.x(11) == UART  # writeback did not happen
+    assert r.x(25) == 2
+
+
+def test_nisv_stop_before_enrollment(run_asm: Callable) -> None:
+    r = run_asm("""
+  ldr x1, =0x09000000
+  ldp w4, w5, [x1, #0x18]
+""")
+    assert r.outcome.status is ExitStatus.GUEST
+    assert r.outcome.reason == "nisv"
+    assert "ldp w4, w5, [x1, #0x18]" in r.outcome.report
+    assert "0x9000018" in r.outcome.report and "not enrolled" in r.outcome.report
+
+
+def test_nisv_emulate(run_asm: Callable) -> None:
+    r = run_asm("""
+  ldr x1, =0x09010fe0
+  ldp w4, w5, [x1]
+  ldr w6, [x1], #4
+  mov x8, x1
+  ldrsb x7, [x1, #0x18]
+  hcall 0xc6000003
+  mov x10, x0
+""", nisv=NisvPolicy.EMULATE)
+    assert r.outcome.status is ExitStatus.OFF
+    assert (r.x(4), r.x(5)) == (0x31, 0x10)
+    assert r.x(6) == 0x31 and r.x(8) == 0x09010FE4
+    assert r.x(7) == (0xB1 - 0x100) & M1
+    assert r.x(10) == 0
+
+
+def test_nisv_user_injects_abort_and_refuses_enroll(run_asm: Callable) -> None:
+    r = run_asm("""
+  ldr x1, =0x09000000
+  ldp w4, w5, [x1, #0x18]
+  mov x10, x20
+  hcall 0xc6000003
+  mov x11, x0
+""", nisv=NisvPolicy.USER)
+    assert r.x(10) == 0x96000010
+    assert r.x(11) == M1
+    assert r.trace.of("nisv")
+
+
+def test_sign_extension_and_8_byte_device_reads(run_asm: Callable) -> None:
+    r = run_asm(ENROLL + """
+  ldr x1, =0x09000000
+  ldrsb w4, [x1, #0xff4]
+  ldrsb x5, [x1, #0xffc]
+  ldrsh x6, [x1, #0xffc]
+  ldr x7, [x1, #0xfe0]
+""")
+    assert r.x(4) == 0xFFFFFFF0
+    assert r.x(5) == 0xFFFFFFFFFFFFFFB1
+    assert r.x(6) == 0xB1
+    assert r.x(7) == 0x10_0000_0011
+
+
+def test_unassigned_policies(run_asm: Callable) -> None:
+    body = """
+  ldr x1, =0x0a000000
+  ldr x6, =0x77
+  ldr w6, [x1]
+  str w6, [x1]
+"""
+    raz = run_asm(body)
+    assert raz.outcome.status is ExitStatus.OFF and raz.x(6) == 0
+    assert len(raz.warnings) == 1 and "0xa000000" in raz.warnings[0]
+    abort = run_asm(body, unassigned=UnassignedPolicy.ABORT)
+    assert abort.x(20) == 0x96000010 and abort.x(6) == 0x77 and abort.x(25) == 2
+    stop = run_asm(body, unassigned=UnassignedPolicy.STOP)
+    assert stop.outcome.status is ExitStatus.GUEST and "0xa000000" in stop.outcome.report
+
+
+def test_enrolled_access_to_unmapped_unassigned_space_aborts(run_asm: Callable) -> None:
+    r = run_asm(ENROLL + """
+  ldr x1, =0x0a000000
+  ldr w6, [x1]
+  mov x10, x20
+  mov x11, x21
+""")
+    assert r.x(10) == 0x96000010 and r.x(11) == 0x0A000000
+
+
+def test_instruction_fetch_outside_memory(run_asm: Callable) -> None:
+    r = run_asm("""
+  ldr x9, =0x0a000000
+  blr x9
+  mov x10, x20
+  mov x11, x21
+  ldr x9, =0x09000000
+  blr x9
+  mov x12, x20
+  mov x13, x21
+""")
+    assert r.x(10) == 0x86000010 and r.x(11) == 0x0A000000
+    assert r.x(12) == 0x86000010 and r.x(13) == UART
+
+
+def test_synchronous_exceptions(run_asm: Callable) -> None:
+    r = run_asm("""
+  brk #0x42
+  mov x10, x20
+  mov x11, x22
+  svc #0x7
+  mov x12, x20
+  udf #0
+  mov x13, x20
+""")
+    assert r.x(10) == 0xF2000042
+    assert r.x(12) == 0x56000007
+    assert r.x(13) == 0x02000000
+
+
+def test_exception_loop_is_stopped(run_asm: Callable) -> None:
+    r = run_asm("""
+  ldr x9, =0x0a000000
+  msr vbar_el1, x9
+  brk #1
+""")
+    assert r.outcome.status is ExitStatus.GUEST
+    assert r.outcome.reason == "exception-loop"
+
+
+def test_reset_clears_guard_and_no_reboot(run_asm: Callable) -> None:
+    body = """
+  ldr x1, =0x09010000
+  ldr w10, [x1, #8]
+  cbnz w10, second
+  mov w2, #1
+  str w2, [x1, #8]
+  hcall 0xc6000003
+  hcall 0x84000009
+second:
+  ldr x1, =0x09000000
+  hcall 0xc6000004
+  mov x11, x0
+"""
+    r = run_asm(body)
+    assert r.outcome.status is ExitStatus.OFF and r.outcome.resets == 1
+    assert r.x(11) == M1  # enrollment did not survive the reset
+
+
+def test_limits(run_asm: Callable) -> None:
+    r = run_asm("  b .", max_insns=100_000)
+    assert r.outcome.status is ExitStatus.LIMIT
+
+
+def test_wfi_without_interrupts_stops(run_asm: Callable) -> None:
+    r = run_asm("  wfi")
+    assert r.outcome.status is ExitStatus.GUEST and r.outcome.reason == "wfi-forever"
+
+
+def test_audit_mode_records_missing_maps(run_asm: Callable) -> None:
+    r = run_asm(ENROLL + """
+  ldr x1, =0x09010000
+  ldr w6, [x1]
+  ldr w6, [x1]
+  mov x10, x25
+""", guard_mode=GuardMode.AUDIT)
+    assert r.x(10) == 0
+    finding = r.machine.vm.guard.audit[RTC]
+    assert finding.count == 2
+
+
+def test_profiles_exist() -> None:
+    assert set(PROFILES) == {"kvm-v2", "pkvm", "linux"}
