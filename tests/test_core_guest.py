@@ -397,3 +397,25 @@ def test_audit_mode_records_missing_maps(run_asm: Callable) -> None:
 
 def test_profiles_exist() -> None:
     assert set(PROFILES) == {"kvm-v2", "pkvm", "linux"}
+
+
+def test_device_access_pc_is_exact_after_an_exception(run_asm: Callable) -> None:
+    # Regression: exception entry performed inside a Unicorn hook left later blocks without
+    # PC synchronisation, so device callbacks saw the PC of an earlier instruction.
+    r = run_asm("""
+  brk #1
+  adr x3, dev
+  ldr x1, =0x09000000
+  ldr x9, [x3]
+  add x9, x9, #0x18
+device_load:
+  ldr w9, [x9]
+  ldr w10, [x1, #0x18]
+  b off
+.balign 8
+dev: .quad 0x09000000
+""")
+    assert r.outcome.status is ExitStatus.OFF
+    pcs = [e["pc"] for e in r.trace.of("mmio")]
+    assert len(pcs) == 2 and pcs[1] == pcs[0] + 4
+    assert r.x(9) == 0x90 and r.x(10) == 0x90

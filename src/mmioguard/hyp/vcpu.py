@@ -79,10 +79,13 @@ class _Abort:
 
 
 @dataclass(frozen=True, slots=True)
-class _Retry:
-    """Execute the instruction at ``pc`` again, alone, to learn its exact PC."""
+class _Exception:
+    """Take a synchronous exception (decided in a hook, performed by the run loop)."""
 
-    pc: int
+    elr: int
+    esr: int
+    far: int | None
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ class _Emulate:
     reason: str
 
 
-_Pending = Exit | _Abort | _Emulate | _Retry
+_Pending = Exit | _Abort | _Emulate | _Exception
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,6 @@ class Vcpu:
         self._split: tuple[int, int, int] | None = None
         self._write_split: tuple[int, int, int] | None = None
         self._saved: _SavedRegisters | None = None
-        self._retrying: int | None = None
         self._loop_key: tuple[int, int, int] | None = None
         self._loop_regs: list[int] = []
         self._loop_count = 0
@@ -184,14 +186,15 @@ class Vcpu:
         backend = self.backend
         while True:
             self.pending = None
+            self._saved = None
             pc = backend.get(Reg.PC)
             fault = backend.run(pc, count)
             pending = self.pending
             if pending is not None:
                 self.pending = None
                 self._restore_registers()
-                if isinstance(pending, _Retry):
-                    stop = self._retry()
+                if isinstance(pending, _Exception):
+                    stop = self._inject(pending.elr, pending.esr, pending.far, pending.why)
                 elif isinstance(pending, _Abort):
                     stop = self._inject_guard_abort(pending.pc, pending.far)
                 elif isinstance(pending, _Emulate):
@@ -210,46 +213,23 @@ class Vcpu:
                     return Halted(self.index, powered_off=False)
                 return SliceEnd(self.index)
 
-    def _retry(self) -> Exit | None:
-        """Run one instruction with an exact PC.
+    def _unidentified(self, pc: int, pa: int, word: int) -> GuestStop:
+        """The instruction at the reported PC cannot have made this device access.
 
-        Unicorn sometimes reports a stale PC (an earlier instruction of the block) to a device
-        callback; the stop itself puts PC right, and a one-instruction run makes the emulator
-        keep PC exact for the access (its instruction counter syncs it).
+        Unicorn reports a stale PC (an earlier instruction of the block) when PC was written
+        inside a hook; the hypervisor never does that (see ``_defer``), so this is a bug in the
+        hypervisor or the emulator, and deciding on the wrong instruction could leak: stop.
         """
-        backend = self.backend
-        pc = backend.get(Reg.PC)
-        if self._retrying == pc:
-            self._retrying = None
-            word = self._word_at(pc) or 0
-            return GuestStop(
-                "unidentified-access",
-                self.vm.describe_access(
-                    self, pc, word, None,
-                    "a device access whose instruction the hypervisor cannot identify",
-                ),
-                self.index,
-                pc,
-            )
-        self._retrying = pc
-        fault = backend.run(pc, 1)
-        pending = self.pending
-        if pending is not None or fault is not None:
-            # Handled by the caller's next turn: leave PC where the step left it.
-            self.pending = None
-            if isinstance(pending, _Retry | None) and fault is None:
-                return None
-            self._restore_registers()
-            if isinstance(pending, _Abort):
-                return self._inject_guard_abort(pending.pc, pending.far)
-            if isinstance(pending, _Emulate):
-                return self._emulate(pending.pc, pending.insn)
-            if pending is not None and not isinstance(pending, _Retry):
-                return pending
-            if fault is not None:
-                return self._on_fault(fault)
-        self._retrying = None
-        return None
+        return GuestStop(
+            "unidentified-access",
+            self.vm.describe_access(
+                self, pc, word, pa,
+                "internal error: the instruction at this PC cannot have made the device access "
+                "the emulator reported, so the guard cannot decide on it",
+            ),
+            self.index,
+            pc,
+        )
 
     # -- hooks called by the backend while guest code runs -----------------------------------
 
@@ -273,12 +253,12 @@ class Vcpu:
         el = current_el(pstate)
         if number == EXCP_HVC:
             if el == 0:
-                self._inject(pc - 4, E.esr(E.EC.UNKNOWN), None, "HVC from EL0 is undefined")
+                self._defer(pc - 4, E.esr(E.EC.UNKNOWN), None, "HVC from EL0 is undefined")
             else:
                 self.on_hvc()
         elif number == EXCP_SMC:
             if el == 0:
-                self._inject(pc - 4, E.esr(E.EC.UNKNOWN), None, "SMC from EL0 is undefined")
+                self._defer(pc - 4, E.esr(E.EC.UNKNOWN), None, "SMC from EL0 is undefined")
             else:
                 # No EL3 firmware: KVM answers NOT_SUPPORTED and skips the SMC.
                 backend.set_gpr(0, NOT_SUPPORTED)
@@ -286,16 +266,16 @@ class Vcpu:
                     self.vm.trace("smc", self, pc=pc - 4, result=NOT_SUPPORTED)
         elif number == EXCP_SWI:
             word = self._word_at(pc - 4) or 0
-            self._inject(pc, E.esr(E.EC.SVC64, (word >> 5) & 0xFFFF), None, "SVC")
+            self._defer(pc, E.esr(E.EC.SVC64, (word >> 5) & 0xFFFF), None, "SVC")
         elif number == EXCP_BKPT:
             brk = self._word_at(pc)
             if brk is None or brk & BRK_MASK != BRK_BITS:
                 pc -= 4
                 brk = self._word_at(pc)
             imm = ((brk or 0) >> 5) & 0xFFFF
-            self._inject(pc, E.esr(E.EC.BRK64, imm), None, "BRK")
+            self._defer(pc, E.esr(E.EC.BRK64, imm), None, "BRK")
         elif number == EXCP_UDEF:
-            self._inject(pc, E.esr(E.EC.UNKNOWN), None, "undefined instruction")
+            self._defer(pc, E.esr(E.EC.UNKNOWN), None, "undefined instruction")
         elif number == EXCP_DATA_ABORT:
             self._stage1_data_abort(pc, el)
         elif number == EXCP_PREFETCH_ABORT:
@@ -388,9 +368,7 @@ class Vcpu:
             self._split = None
             return split[2]
         if not insn.explains(size, is_write):
-            return self._request(_Retry(pc))
-        if self._retrying is not None:
-            self._retrying = None
+            return self._request(self._unidentified(pc, pa, insn.word))
         access_size = insn.size if insn.isv else size
         verdict = decide(vm.config, vm.guard, insn.isv, pa, access_size)
         if vm.tracer is not None:
@@ -432,7 +410,7 @@ class Vcpu:
         may write are saved here, at its first access, and put back before the abort or the
         emulation.
         """
-        if isinstance(pending, (_Abort, _Emulate, _Retry)):
+        if isinstance(pending, (_Abort, _Emulate)):
             self._saved = self._save_registers(self.insn_cache.get(pending.pc))
         self.pending = pending
         self.backend.stop()
@@ -635,7 +613,7 @@ class Vcpu:
         ls = decode(word) if word is not None else None
         from_el0 = el == 0
         if ls is None:
-            self._inject(pc, E.data_abort(from_el0, E.FSC.EXTERNAL), 0, "data abort")
+            self._defer(pc, E.data_abort(from_el0, E.FSC.EXTERNAL), 0, "data abort")
             return
         va = effective_address(ls, RegisterView(self.backend, pc)) & (2**64 - 1)
         result = self.translate(va, AccessType.WRITE if ls.is_write else AccessType.READ)
@@ -643,12 +621,23 @@ class Vcpu:
         # When the walk succeeds the emulator faulted for a reason the walker does not
         # model; an unaligned access is the one Unicorn raises here.
         fsc = result.fsc() if isinstance(result, TranslationFault) else E.FSC.ALIGNMENT
-        self._inject(pc, E.data_abort(from_el0, fsc | wnr), va, "stage-1 data abort")
+        self._defer(pc, E.data_abort(from_el0, fsc | wnr), va, "stage-1 data abort")
 
     def _stage1_prefetch_abort(self, pc: int, el: int) -> None:
         result = self.translate(pc, AccessType.FETCH)
         fsc = result.fsc() if isinstance(result, TranslationFault) else E.FSC.EXTERNAL
-        self._inject(pc, E.instruction_abort(el == 0, fsc), pc, "stage-1 prefetch abort")
+        self._defer(pc, E.instruction_abort(el == 0, fsc), pc, "stage-1 prefetch abort")
+
+    def _defer(self, elr: int, syndrome: int, far: int | None, why: str) -> None:
+        """Exception entry requested from inside an emulator hook.
+
+        Writing PC inside a Unicorn hook and letting emulation continue leaves later
+        translation blocks without PC synchronisation at device accesses (measured: device
+        callbacks then see the PC of an earlier instruction), so the hook only records the
+        exception and stops; the run loop performs the entry and restarts the emulator.
+        """
+        self.pending = _Exception(elr, syndrome, far, why)
+        self.backend.stop()
 
     def _inject(self, elr: int, syndrome: int, far: int | None, why: str) -> Exit | None:
         """Synchronous exception entry to EL1, performed on the backend's registers."""
