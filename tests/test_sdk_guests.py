@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_image
 
+from conftest import run_image
 from mmioguard.guests.build import build_guest
 from mmioguard.vmm.virt import ExitStatus
 

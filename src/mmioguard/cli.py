@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="build the bundled example guest from source and run it"
     )
     demo.add_argument("--trace", metavar="FILE", help="write the JSON Lines trace to FILE")
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure the hypervisor's overhead against raw Unicorn (and QEMU if installed)",
+        description="Runs the same benchmark guests under mmioguard and under a raw-Unicorn "
+        "floor in one process and prints per-operation figures and ratios.",
+    )
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench.add_argument("--quick", action="store_true",
+                       help="1/100 of the iterations: a smoke test, not a measure")
     return parser
 
 
@@ -195,6 +205,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, sys.stderr)
+    if args.command == "bench":
+        from mmioguard.bench import main as bench_main
+
+        return bench_main(json_output=args.json, quick=args.quick)
     raise UsageError(f"mmioguard: unknown command {args.command}")
 
 

@@ -87,8 +87,27 @@ def _raw_reg_read() -> Any:
     return fn
 
 
+def _raw_reg_write() -> Any:
+    fn = ctypes.CDLL(uclib._name).uc_reg_write
+    fn.restype = ctypes.c_int
+    return fn
+
+
 class BackendError(Exception):
     """The emulator failed in a way that is not a guest access fault."""
+
+
+class _CpReg(ctypes.Structure):
+    """uc_arm64_cp_reg: a system register by encoding, for the raw uc_reg_read/write calls."""
+
+    _fields_ = [
+        ("crn", ctypes.c_uint32),
+        ("crm", ctypes.c_uint32),
+        ("op0", ctypes.c_uint32),
+        ("op1", ctypes.c_uint32),
+        ("op2", ctypes.c_uint32),
+        ("val", ctypes.c_uint64),
+    ]
 
 
 class _Batch:
@@ -103,12 +122,13 @@ class _Batch:
         self.ptrs = (ctypes.c_void_p * n)(
             *[ctypes.addressof(self.vals) + 8 * i for i in range(n)]
         )
-        self._read = uclib.uc_reg_read_batch
-        self._write = uclib.uc_reg_write_batch
+        lib = ctypes.CDLL(uclib._name)
+        self._read = lib.uc_reg_read_batch
+        self._write = lib.uc_reg_write_batch
 
     def read(self) -> list[int]:
         self._read(self.handle, self.ids, self.ptrs, self.n)
-        return list(self.vals)
+        return self.vals[:]
 
     def write(self, values: Sequence[int]) -> None:
         for i, value in enumerate(values):
@@ -137,6 +157,12 @@ class UnicornVcpu:
         self._pc_buf = ctypes.c_uint64()
         self._pc_ref = ctypes.byref(self._pc_buf)
         self._reg_read = _raw_reg_read()
+        self._reg_write = _raw_reg_write()
+        self._wbuf = ctypes.c_uint64()
+        self._wref = ctypes.byref(self._wbuf)
+        self._batches: dict[tuple[Reg, ...], _Batch] = {}
+        self._cp_reg = _CpReg()
+        self._cp_ref = ctypes.byref
         uc.reg_write(A.UC_ARM64_REG_CP_REG, (*_SCR_EL3, _SCR_HCE_RW))
         self._reset_sysregs = {
             reg: self.get(reg) for reg in (Reg.SCTLR_EL1, Reg.TCR_EL1, Reg.MAIR_EL1)
@@ -145,34 +171,71 @@ class UnicornVcpu:
 
     # -- registers --------------------------------------------------------------------------
 
+    def _cp(self, encoding: tuple[int, int, int, int, int]) -> _CpReg:
+        cp = self._cp_reg
+        cp.crn, cp.crm, cp.op0, cp.op1, cp.op2 = encoding
+        return cp
+
     def get(self, reg: Reg) -> int:
         cp = _CP.get(reg)
         if cp is not None:
-            return int(self.uc.reg_read(A.UC_ARM64_REG_CP_REG, cp))
-        return int(self.uc.reg_read(_UC[reg]))
+            self._reg_read(self._handle, A.UC_ARM64_REG_CP_REG, self._cp_ref(self._cp(cp)))
+            return int(self._cp_reg.val)
+        self._reg_read(self._handle, _UC[reg], self._pc_ref)
+        return self._pc_buf.value
 
     def set(self, reg: Reg, value: int) -> None:
         value &= 0xFFFF_FFFF_FFFF_FFFF
         cp = _CP.get(reg)
         if cp is not None:
-            self.uc.reg_write(A.UC_ARM64_REG_CP_REG, (*cp, value))
+            self._write_cp(cp, value)
         else:
-            self.uc.reg_write(_UC[reg], value)
+            self._wbuf.value = value
+            self._reg_write(self._handle, _UC[reg], self._wref)
         if reg is Reg.PSTATE:
             # Unicorn does not recompute its cached EL/SP flags on a PSTATE write; a system
             # register write does (notes: "Writing PSTATE does not refresh ...").
-            tpidr = self.uc.reg_read(A.UC_ARM64_REG_CP_REG, _TPIDR_EL1)
-            self.uc.reg_write(A.UC_ARM64_REG_CP_REG, (*_TPIDR_EL1, tpidr))
+            self._reg_read(self._handle, A.UC_ARM64_REG_TPIDR_EL1, self._pc_ref)
+            self._write_cp(_TPIDR_EL1, self._pc_buf.value)
+
+    def _write_cp(self, encoding: tuple[int, int, int, int, int], value: int) -> None:
+        cp = self._cp(encoding)
+        cp.val = value
+        self._reg_write(self._handle, A.UC_ARM64_REG_CP_REG, self._cp_ref(cp))
 
     def get_many(self, regs: Sequence[Reg]) -> list[int]:
-        return [self.get(r) for r in regs]
+        if any(r in _CP for r in regs):
+            return [self.get(r) for r in regs]
+        batch = self._batches.get(tuple(regs))
+        if batch is None:
+            batch = self._batches[tuple(regs)] = _Batch(self._handle, [_UC[r] for r in regs])
+        return batch.read()
 
     def set_many(self, values: Mapping[Reg, int]) -> None:
-        for reg, value in values.items():
-            self.set(reg, value)
+        """Write several registers: one batch call, then system registers by encoding.
+
+        A system-register write also refreshes Unicorn's cached PSTATE flags, so PSTATE goes
+        in the batch and is refreshed by the writes that follow (or explicitly).
+        """
+        plain = tuple(r for r in values if r not in _CP)
+        if plain:
+            batch = self._batches.get(plain)
+            if batch is None:
+                batch = self._batches[plain] = _Batch(self._handle, [_UC[r] for r in plain])
+            batch.write([values[r] & 0xFFFF_FFFF_FFFF_FFFF for r in plain])
+        system = [r for r in values if r in _CP]
+        for reg in system:
+            self._write_cp(_CP[reg], values[reg] & 0xFFFF_FFFF_FFFF_FFFF)
+        if Reg.PSTATE in values and not system:
+            self._reg_read(self._handle, A.UC_ARM64_REG_TPIDR_EL1, self._pc_ref)
+            self._write_cp(_TPIDR_EL1, self._pc_buf.value)
 
     def gprs(self) -> list[int]:
         return self._gpr_batch.read()
+
+    def gpr(self, n: int) -> int:
+        self._reg_read(self._handle, _X[n], self._pc_ref)
+        return self._pc_buf.value
 
     def set_gpr(self, n: int, value: int) -> None:
         self.uc.reg_write(_X[n], value & 0xFFFF_FFFF_FFFF_FFFF)

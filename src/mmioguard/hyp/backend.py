@@ -28,6 +28,10 @@ class Reg(enum.Enum):
     MAIR_EL1 = "mair_el1"
     MPIDR_EL1 = "mpidr_el1"
 
+    # Registers are dict keys on the exception path; Enum's own __hash__ is a Python-level
+    # function, identity hashing is equivalent for enum members and far cheaper.
+    __hash__ = object.__hash__
+
 
 class Fault(enum.Enum):
     """The emulator stopped on an access to an address where nothing is mapped."""
@@ -57,6 +61,10 @@ class VcpuBackend(Protocol):
 
     def gprs(self) -> list[int]:
         """x0..x30."""
+        ...
+
+    def gpr(self, n: int) -> int:
+        """One of x0..x30."""
         ...
 
     def set_gpr(self, n: int, value: int) -> None: ...

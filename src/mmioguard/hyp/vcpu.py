@@ -111,14 +111,15 @@ class RegisterView:
     def __init__(self, backend: VcpuBackend, pc: int) -> None:
         self._backend = backend
         self._pc = pc
-        self._gprs: list[int] | None = None
+        self._gprs: dict[int, int] = {}
 
     def x(self, n: int) -> int:
         if n == 31:
             return 0
-        if self._gprs is None:
-            self._gprs = self._backend.gprs()
-        return self._gprs[n]
+        value = self._gprs.get(n)
+        if value is None:
+            value = self._gprs[n] = self._backend.gpr(n)
+        return value
 
     def sp(self) -> int:
         return self._backend.get(Reg.SP)
@@ -223,7 +224,10 @@ class Vcpu:
         return GuestStop(
             "unidentified-access",
             self.vm.describe_access(
-                self, pc, word, pa,
+                self,
+                pc,
+                word,
+                pa,
                 "internal error: the instruction at this PC cannot have made the device access "
                 "the emulator reported, so the guard cannot decide on it",
             ),
@@ -481,8 +485,14 @@ class Vcpu:
         return TranslationRegs(sctlr, tcr, ttbr0, ttbr1, mair)
 
     def translate(self, va: int, access: AccessType) -> Translation | TranslationFault:
-        el = current_el(self.backend.get(Reg.PSTATE))
-        return translate(va, self.translation_regs(), access, el, self.vm.memory.read64)
+        backend = self.backend
+        sctlr = backend.get(Reg.SCTLR_EL1)
+        if not sctlr & 1 and va < 1 << 48:
+            # MMU off: a flat map, Device memory for data (the walker's answer, without it).
+            return Translation(va, access is not AccessType.FETCH, 0, -1, 4096)
+        regs = self.translation_regs()
+        el = current_el(backend.get(Reg.PSTATE))
+        return translate(va, regs, access, el, self.vm.memory.read64)
 
     def _word_at(self, va: int) -> int | None:
         result = self.translate(va, AccessType.FETCH)
@@ -509,19 +519,23 @@ class Vcpu:
         pc, pstate = backend.get_many((Reg.PC, Reg.PSTATE))
         from_el0 = current_el(pstate) == 0
         if fault is Fault.FETCH:
-            self.vm.trace("fetch-abort", self, pc=pc)
+            if self.vm.tracer is not None:
+                self.vm.trace("fetch-abort", self, pc=pc)
             return self._inject(
                 pc, E.external_instruction_abort(from_el0), pc, "instruction fetch outside memory"
             )
-        word = self._word_at(pc)
-        ls = decode(word) if word is not None else None
-        insn = Insn(word or 0, ls, False, ls.size if ls else 0, bool(ls and ls.isv))
+        insn = self.insn_cache.get(pc) or self._insn_at(pc)
+        ls = insn.ls
+        word: int | None = insn.word
         if ls is None:
             return GuestStop(
                 "unknown-access",
                 self.vm.describe_access(
-                    self, pc, word or 0, None, "an access outside memory by an instruction "
-                    "this hypervisor cannot decode"
+                    self,
+                    pc,
+                    word or 0,
+                    None,
+                    "an access outside memory by an instruction this hypervisor cannot decode",
                 ),
                 self.index,
                 pc,
@@ -533,17 +547,18 @@ class Vcpu:
             return self._inject(pc, E.data_abort(from_el0, iss), va, "stage-1 fault")
         pa = result.pa
         verdict = decide(self.vm.config, self.vm.guard, insn.isv, pa, insn.size)
-        self.vm.trace(
-            "mmio",
-            self,
-            pc=pc,
-            addr=pa,
-            size=insn.size,
-            write=ls.is_write,
-            verdict=verdict.name.lower(),
-            enrolled=self.vm.guard.enrolled,
-            mapped=self.vm.guard.is_mapped(pa),
-        )
+        if self.vm.tracer is not None:
+            self.vm.trace(
+                "mmio",
+                self,
+                pc=pc,
+                addr=pa,
+                size=insn.size,
+                write=ls.is_write,
+                verdict=verdict.name.lower(),
+                enrolled=self.vm.guard.enrolled,
+                mapped=self.vm.guard.is_mapped(pa),
+            )
         if verdict is Verdict.AUDIT:
             self.vm.guard.record_audit(pa, pc)
         elif verdict.aborts or verdict is Verdict.NISV_USER:
@@ -642,28 +657,25 @@ class Vcpu:
     def _inject(self, elr: int, syndrome: int, far: int | None, why: str) -> Exit | None:
         """Synchronous exception entry to EL1, performed on the backend's registers."""
         backend = self.backend
-        pstate, vbar, sp = backend.get_many((Reg.PSTATE, Reg.VBAR_EL1, Reg.SP))
+        pstate, vbar, sp, sp_el1 = backend.get_many(
+            (Reg.PSTATE, Reg.VBAR_EL1, Reg.SP, Reg.SP_EL1)
+        )
         entry = enter(pstate, elr, vbar, VectorKind.SYNC, syndrome, far)
         loop = self._check_loop(elr, syndrome, far or 0)
         if loop is not None:
             backend.stop()
             self.pending = loop
             return loop
-        values = {
-            Reg.ELR_EL1: entry.elr,
-            Reg.SPSR_EL1: entry.spsr,
-            Reg.ESR_EL1: syndrome,
-        }
+        values = {Reg.ELR_EL1: entry.elr, Reg.ESR_EL1: syndrome, Reg.PC: entry.pc}
         if far is not None:
             values[Reg.FAR_EL1] = far
         if entry.bank_sp_el0:
+            # The SP in use was SP_EL0: bank it; SP_EL1 becomes the current SP.
             values[Reg.SP_EL0] = sp
+            values[Reg.SP] = sp_el1
+        values[Reg.PSTATE] = entry.pstate
+        values[Reg.SPSR_EL1] = entry.spsr
         backend.set_many(values)
-        # PSTATE last (it selects the SP register bank), then the current SP and PC.
-        backend.set(Reg.PSTATE, entry.pstate)
-        if entry.bank_sp_el0:
-            backend.set(Reg.SP, backend.get(Reg.SP_EL1))
-        backend.set(Reg.PC, entry.pc)
         self.exceptions_injected += 1
         vm = self.vm
         if vm.tracer is not None:
@@ -682,20 +694,24 @@ class Vcpu:
         return None
 
     def _check_loop(self, elr: int, syndrome: int, far: int) -> GuestStop | None:
-        """The same exception at the same PC with the same registers, again and again."""
+        """The same exception at the same PC with the same registers, again and again.
+
+        The registers are read only twice per run of identical exceptions (at its start and
+        when it reaches the limit): a guest that makes progress changes some register.
+        """
         key = (elr, syndrome, far)
         if key != self._loop_key:
             self._loop_key = key
-            self._loop_regs = []
-            self._loop_count = 0
-            return None
-        regs = self.backend.gprs()
-        if regs != self._loop_regs:
-            self._loop_regs = regs
             self._loop_count = 0
             return None
         self._loop_count += 1
+        if self._loop_count == 1:
+            self._loop_regs = self.backend.gprs()
+            return None
         if self._loop_count < self.vm.config.exception_loop_limit:
+            return None
+        if self.backend.gprs() != self._loop_regs:
+            self._loop_count = 0
             return None
         report = self.vm.describe_access(
             self,

@@ -174,7 +174,10 @@ class VirtMachine:
 
     def load(self) -> None:
         """Write the images into RAM and put vCPU 0 at the entry point (boot and reset)."""
-        self.ram.clear()
+        if self.resets:
+            # A fresh anonymous mapping is already zero: clearing it at boot would only make
+            # every page of guest RAM resident.
+            self.ram.clear()
         for seg in self.image.segments:
             self.memory.write(seg.addr, seg.data)
         if self.initrd is not None:
