@@ -81,3 +81,18 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], needle
     assert len(lines) == 1, done.stderr
     assert needle in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_report_summarizes_a_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    assert mmioguard("demo", "--trace", str(trace)).returncode == 0
+    done = mmioguard("report", str(trace))
+    assert done.returncode == 0, done.stderr
+    assert "MMIO_GUARD_MAP" in done.stdout
+    assert "0x9000000  -> 1 mapped" in done.stdout
+    assert "0x9010000" in done.stdout  # the aborted granule
+    assert "stop: status 0" in done.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    done = mmioguard("report", str(bad))
+    assert done.returncode == 2 and "bad.jsonl:1" in done.stderr

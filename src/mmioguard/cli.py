@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--trace", metavar="FILE", help="write the JSON Lines trace to FILE")
 
+    report = sub.add_parser("report", help="summarize a --trace file")
+    report.add_argument("trace", metavar="TRACE", help="a JSON Lines file from run --trace")
+
     bench = sub.add_parser(
         "bench",
         help="measure the hypervisor's overhead against raw Unicorn (and QEMU if installed)",
@@ -205,6 +208,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, sys.stderr)
+    if args.command == "report":
+        from mmioguard.report import TraceError, summarize_trace
+
+        try:
+            summarize_trace(args.trace, sys.stdout)
+        except TraceError as exc:
+            raise UsageError(f"mmioguard report: {exc}") from None
+        return 0
     if args.command == "bench":
         from mmioguard.bench import main as bench_main
 

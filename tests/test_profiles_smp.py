@@ -1,0 +1,136 @@
+"""Later ABI profiles and several vCPUs, from inside guests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mmioguard.abi.profiles import LINUX, PKVM
+from mmioguard.vmm.virt import ExitStatus
+
+M1 = 0xFFFF_FFFF_FFFF_FFFF
+M3 = (-3) & M1
+
+
+def test_pkvm_profile_numbers_and_errors(run_asm: Callable) -> None:
+    r = run_asm("""
+  hcall 0x86000000
+  mov x10, x0
+  hcall 0xc6000005
+  mov x11, x0
+  ldr x1, =0x09000000
+  hcall 0xc6000007
+  mov x12, x0
+  hcall 0xc6000006
+  ldr x1, =0x09000800
+  hcall 0xc6000007
+  mov x13, x0
+  ldr x1, =0x09000000
+  hcall 0xc6000007
+  mov x14, x0
+  ldr x1, =0x40000000
+  hcall 0xc6000003
+  mov x15, x0
+  ldr x1, =0x09010000
+  ldr w6, [x1]
+  mov x16, x20
+""", profile=PKVM)
+    assert r.outcome.status is ExitStatus.OFF
+    assert r.x(10) == PKVM.feature_bitmap() == 0xFFD
+    assert r.x(11) == 4096
+    assert r.x(12) == M3  # MAP before ENROLL: INVALID_PARAMETER
+    assert r.x(13) == M3  # misaligned
+    assert r.x(14) == 0
+    assert r.x(15) == 0  # MEM_SHARE of a RAM granule
+    assert r.x(16) == 0x96000010
+
+
+def test_linux_profile_first_map_enrolls(run_asm: Callable) -> None:
+    r = run_asm("""
+  hcall 0x86000000
+  mov x10, x0
+  hcall 0xc6000002
+  mov x11, x0
+  ldr x1, =0x09000004
+  hcall 0xc6000007
+  mov x12, x0
+  ldr x1, =0x09010000
+  ldr w6, [x1]
+  mov x13, x25
+  ldr x1, =0x09000000
+  hcall 0xc6000007
+  mov x14, x0
+  ldr x1, =0x09010000
+  ldr w6, [x1]
+  mov x15, x20
+  hcall 0xc6000003
+  mov x16, x0
+""", profile=LINUX)
+    assert r.x(10) == LINUX.feature_bitmap() == 0x9D
+    assert r.x(11) == 4096
+    assert r.x(12) == M1 and r.x(13) == 0  # a failed call does not enroll
+    assert r.x(14) == 0 and r.x(15) == 0x96000010
+    assert r.x(16) == M1  # MEM_SHARE of a device address (x1 = 0x09010000) fails
+
+
+def test_four_vcpus_share_the_guard(run_asm: Callable) -> None:
+    # vCPU 0 enrolls and starts vCPUs 1..3; each maps, reads and unmaps its own granule of
+    # unassigned space and records what it saw in RAM; vCPU 0 waits for all of them.
+    r = run_asm("""
+  hcall 0xc6000003
+  adr x19, results
+  mov x20, #1
+start_next:
+  mov x1, x20
+  adr x2, secondary
+  mov x3, x20
+  hcall 0xc4000003
+  str x0, [x19, x20, lsl #3]
+  add x20, x20, #1
+  cmp x20, #4
+  b.ne start_next
+wait:
+  ldr x0, [x19, #64]
+  cmp x0, #3
+  b.ne wait
+  mov x1, #1
+  mov x2, #0
+  hcall 0xc4000004
+  mov x10, x0
+  mov x1, #9
+  mov x2, #0
+  hcall 0xc4000004
+  mov x11, x0
+  mov x1, #2
+  adr x2, secondary
+  hcall 0xc4000003
+  mov x12, x0
+  ldr x13, [x19, #8]
+  b off
+secondary:
+  mov x21, x0
+  adr x19, results
+  ldr x1, =0x0a000000
+  add x1, x1, x21, lsl #12
+  mov x22, x1
+  hcall 0xc6000004
+  mov x1, x22
+  ldr w2, [x1]
+  mov x1, x22
+  hcall 0xc6000005
+  add x23, x19, #64
+1:ldxr x3, [x23]
+  add x3, x3, #1
+  stxr w4, x3, [x23]
+  cbnz w4, 1b
+  hcall 0x84000002
+.balign 8
+results: .quad 0,0,0,0,0,0,0,0,0
+""", smp=4)
+    assert r.outcome.status is ExitStatus.OFF, r.outcome
+    assert r.x(13) == 0  # CPU_ON succeeded
+    assert r.x(10) in (0, 1)  # ON or OFF, depending on the schedule
+    assert r.x(11) == (-2) & M1  # no such MPIDR
+    assert r.x(12) == (-4) & M1 or r.x(12) == 0  # ALREADY_ON, or it was already off again
+    maps = [e for e in r.trace.of("hvc") if e["name"] == "MMIO_GUARD_MAP"]
+    assert sorted(e["vcpu"] for e in maps) == [1, 2, 3]
+    assert not r.machine.vm.guard.mapped
