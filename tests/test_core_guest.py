@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from mmioguard.abi.profiles import PROFILES
 from mmioguard.hyp.config import GuardMode, NisvPolicy, UnassignedPolicy
@@ -419,3 +422,52 @@ dev: .quad 0x09000000
     pcs = [e["pc"] for e in r.trace.of("mmio")]
     assert len(pcs) == 2 and pcs[1] == pcs[0] + 4
     assert r.x(9) == 0x90 and r.x(10) == 0x90
+
+
+def test_hvc_and_smc_from_el0_are_undefined(run_asm: Callable) -> None:
+    r = run_asm("""
+  adr x9, el0
+  msr elr_el1, x9
+  msr spsr_el1, xzr
+  ldr x9, =0x40060000
+  msr sp_el0, x9
+  eret
+el0:
+  hvc #0
+  mov x10, x20
+  .inst 0xd4000003
+  mov x11, x20
+  svc #0xff
+""")
+    assert r.outcome.status is ExitStatus.OFF
+    assert r.x(10) == 0x02000000 and r.x(11) == 0x02000000
+
+
+def test_device_model_exception_stops_the_vm(
+    run_asm: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmioguard.vmm.devices.pl011 import Pl011
+
+    def broken(self: Pl011, offset: int, size: int) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Pl011, "read", broken)
+    r = run_asm("""
+  ldr x1, =0x09000000
+  ldr w2, [x1, #0x18]
+""")
+    assert r.outcome.status is ExitStatus.GUEST
+    assert r.outcome.reason == "vmm-error"
+    assert "RuntimeError: boom" in r.outcome.report
+
+
+def test_timeout(asm_cache: Path) -> None:
+    import asmguest
+    from conftest import ListTracer
+    from mmioguard.vmm.virt import MachineOptions, VirtMachine
+
+    elf = asmguest.build("  b .", asm_cache)
+    machine = VirtMachine(MachineOptions(image=str(elf), timeout=0.3), bytearray().extend,
+                          print, ListTracer())
+    outcome = machine.run()
+    assert outcome.status is ExitStatus.LIMIT and "timeout" in outcome.reason

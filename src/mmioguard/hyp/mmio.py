@@ -34,6 +34,10 @@ class AbortAccess(Exception):
 class StopAccess(Exception):
     """Raised by the VMM's access handler: the VM must stop; the message is the report."""
 
+    def __init__(self, message: str, addr: int | None = None) -> None:
+        super().__init__(message)
+        self.addr = addr
+
 
 def decide(config: VmConfig, guard: GuardState, isv: bool, ipa: int, size: int) -> Verdict:
     if not guard.enrolled:

@@ -601,7 +601,7 @@ class Vcpu:
         except StopAccess as stop:
             return GuestStop(
                 "unassigned",
-                vm.describe_access(self, pc, insn.word, None, str(stop)),
+                vm.describe_access(self, pc, insn.word, stop.addr, str(stop)),
                 self.index,
                 pc,
             )

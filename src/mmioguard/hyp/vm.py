@@ -142,8 +142,11 @@ class Vm:
         if policy is UnassignedPolicy.ABORT:
             raise AbortAccess(f"no device at {pa:#x}")
         if policy is UnassignedPolicy.STOP:
-            raise StopAccess(f"{'write to' if is_write else 'read from'} {pa:#x}, where no "
-                             "device lives (--unassigned stop)")
+            raise StopAccess(
+                f"{'write to' if is_write else 'read from'} {pa:#x}, where no device lives "
+                "(--unassigned stop)",
+                pa,
+            )
         granule = self.guard.granule_base(pa)
         if granule not in self.unassigned_seen:
             self.unassigned_seen.add(granule)
