@@ -55,7 +55,7 @@ def _elf_for(machine: int, path: Path) -> Path:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["run", "/nonexistent/guest.elf"], "cannot read image"),
+        (["run", "MISSING"], "cannot read image"),
         (["run", "GUEST_TEXT"], "neither an ELF"),
         (["run", "GUEST_X86"], "x86-64"),
         (["run", "GUEST_TEXT", "--memory", "12Q"], "is not a size"),
@@ -72,8 +72,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], needle
     text = tmp_path / "guest.txt"
     text.write_text("hello")
     x86 = _elf_for(62, tmp_path / "x86.elf")
-    args = [str(text) if a == "GUEST_TEXT" else str(x86) if a == "GUEST_X86" else a
-            for a in args]
+    names = {"GUEST_TEXT": str(text), "GUEST_X86": str(x86), "MISSING": str(tmp_path / "no.elf")}
+    args = [names.get(a, a) for a in args]
     done = mmioguard(*args)
     assert done.returncode == 2
     assert done.stdout == ""

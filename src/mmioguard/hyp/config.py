@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mmioguard.abi.profiles import KVM_V2, Profile
 
@@ -47,7 +47,6 @@ class VmConfig:
     smp: int = 1
     # How many identical exceptions at one PC, with identical registers, make a loop.
     exception_loop_limit: int = 64
-    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.granule not in GRANULES.values():

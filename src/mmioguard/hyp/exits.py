@@ -36,15 +36,6 @@ class GuestStop:
 
 
 @dataclass(frozen=True, slots=True)
-class LimitReached:
-    """An instruction-count or wall-clock limit set by the user (exit status 3)."""
-
-    what: str
-    vcpu: int
-    pc: int
-
-
-@dataclass(frozen=True, slots=True)
 class SliceEnd:
     """The vCPU used up its slice; the scheduler may run another one."""
 
@@ -59,4 +50,4 @@ class Halted:
     powered_off: bool
 
 
-Exit = SystemEvent | GuestStop | LimitReached | SliceEnd | Halted
+Exit = SystemEvent | GuestStop | SliceEnd | Halted

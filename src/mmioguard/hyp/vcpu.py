@@ -376,18 +376,7 @@ class Vcpu:
         access_size = insn.size if insn.isv else size
         verdict = decide(vm.config, vm.guard, insn.isv, pa, access_size)
         if vm.tracer is not None:
-            vm.trace(
-                "mmio",
-                self,
-                pc=pc,
-                addr=pa,
-                size=access_size,
-                write=is_write,
-                value=value if is_write else None,
-                verdict=verdict.name.lower(),
-                enrolled=vm.guard.enrolled,
-                mapped=vm.guard.is_mapped(pa),
-            )
+            self._trace_mmio(pc, pa, access_size, is_write, value if is_write else None, verdict)
         if verdict is Verdict.AUDIT:
             vm.guard.record_audit(pa, pc)
             if not insn.isv:
@@ -405,6 +394,23 @@ class Vcpu:
             write(offset, size, value)
             return 0
         return read(offset, size)
+
+    def _trace_mmio(
+        self, pc: int, pa: int, size: int, is_write: bool, value: int | None, verdict: Verdict
+    ) -> None:
+        guard = self.vm.guard
+        self.vm.trace(
+            "mmio",
+            self,
+            pc=pc,
+            addr=pa,
+            size=size,
+            write=is_write,
+            value=value,
+            verdict=verdict.name.lower(),
+            enrolled=guard.enrolled,
+            mapped=guard.is_mapped(pa),
+        )
 
     def _request(self, pending: _Pending) -> int:
         """Stop the emulator before the accessing instruction completes.
@@ -548,17 +554,7 @@ class Vcpu:
         pa = result.pa
         verdict = decide(self.vm.config, self.vm.guard, insn.isv, pa, insn.size)
         if self.vm.tracer is not None:
-            self.vm.trace(
-                "mmio",
-                self,
-                pc=pc,
-                addr=pa,
-                size=insn.size,
-                write=ls.is_write,
-                verdict=verdict.name.lower(),
-                enrolled=self.vm.guard.enrolled,
-                mapped=self.vm.guard.is_mapped(pa),
-            )
+            self._trace_mmio(pc, pa, insn.size, ls.is_write, None, verdict)
         if verdict is Verdict.AUDIT:
             self.vm.guard.record_audit(pa, pc)
         elif verdict.aborts or verdict is Verdict.NISV_USER:

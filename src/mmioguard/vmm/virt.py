@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mmioguard.cpu.unicorn import UnicornVcpu, disassembler
 from mmioguard.hyp.config import VmConfig
-from mmioguard.hyp.exits import GuestStop, Halted, LimitReached, SliceEnd, SystemEvent
+from mmioguard.hyp.exits import GuestStop, Halted, SliceEnd, SystemEvent
 from mmioguard.hyp.exits import SystemEventKind as Sys
 from mmioguard.hyp.memory import MemorySlot, PhysMemory
 from mmioguard.hyp.vm import Tracer, Vm
@@ -261,8 +261,6 @@ class VirtMachine:
                 if not exit_.powered_off:
                     waiting.add(vcpu.index)
                 current = (current + 1) % len(vcpus)
-            elif isinstance(exit_, LimitReached):
-                return Outcome(ExitStatus.LIMIT, exit_.what)
 
     def _all_idle(self, waiting: set[int]) -> Outcome:
         if not waiting:
