@@ -51,11 +51,18 @@ def run_asm(asm_cache: Path) -> Callable[..., Run]:
     return run
 
 
-def run_image(image: str, max_insns: int | None = None, **config: object) -> Run:
+def run_image(
+    image: str, max_insns: int | None = None, no_reboot: bool = False, **config: object
+) -> Run:
     out = bytearray()
     warnings: list[str] = []
     tracer = ListTracer()
-    options = MachineOptions(image=image, vm=VmConfig(**config), max_insns=max_insns)  # type: ignore[arg-type]
+    options = MachineOptions(
+        image=image,
+        vm=VmConfig(**config),  # type: ignore[arg-type]
+        max_insns=max_insns,
+        no_reboot=no_reboot,
+    )
     machine = VirtMachine(options, out.extend, warnings.append, tracer)
     outcome = machine.run()
     return Run(outcome, machine, bytes(out), tracer, warnings)

@@ -96,3 +96,17 @@ def test_report_summarizes_a_trace(tmp_path: Path) -> None:
     bad.write_text("{not json\n")
     done = mmioguard("report", str(bad))
     assert done.returncode == 2 and "bad.jsonl:1" in done.stderr
+
+
+def test_audit_mode_lists_missing_maps(tmp_path: Path) -> None:
+    from mmioguard.guests.build import build_guest
+
+    done = mmioguard("run", str(build_guest("example")), "--guard", "audit")
+    assert done.returncode == 0, done.stderr
+    assert "was not aborted" in done.stdout  # audit lets the access through
+    lines = [line for line in done.stderr.splitlines() if "audit:" in line]
+    assert lines == [
+        "mmioguard: audit: unmapped granule 0x9010000 (pl031 + 0x0): first PC "
+        + lines[0].split("first PC ")[1].split(",")[0]
+        + ", 1 access(es); the guest is missing a MAP of it"
+    ]

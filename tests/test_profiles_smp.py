@@ -134,3 +134,85 @@ results: .quad 0,0,0,0,0,0,0,0,0
     maps = [e for e in r.trace.of("hvc") if e["name"] == "MMIO_GUARD_MAP"]
     assert sorted(e["vcpu"] for e in maps) == [1, 2, 3]
     assert not r.machine.vm.guard.mapped
+
+
+def test_check_mair(run_asm: Callable) -> None:
+    body = """
+  hcall 0xc6000003
+  ldr x9, =0xff04
+  msr mair_el1, x9
+  ldr x1, =0x09000000
+  mov x2, #0
+  hcall 0xc6000004
+  mov x10, x0
+  ldr x1, =0x09010000
+  mov x2, #1
+  hcall 0xc6000004
+  mov x11, x0
+  ldr x1, =0x09010000
+  mov x2, #8
+  hcall 0xc6000004
+  mov x12, x0
+"""
+    strict = run_asm(body, check_mair=True)
+    assert (strict.x(10), strict.x(11), strict.x(12)) == (0, M1, M1)
+    lax = run_asm(body)
+    assert (lax.x(10), lax.x(11), lax.x(12)) == (0, 0, 0)
+
+
+RESET_BODY = """
+  ldr x1, =0x09010000
+  ldr w10, [x1, #8]
+  cbnz w10, second
+  mov w2, #1
+  str w2, [x1, #8]
+{first}
+  hcall 0x84000009
+second:
+  ldr x1, =0x09010000
+  ldr w6, [x1]
+  mov x11, x25
+{second}
+"""
+
+
+def test_reset_per_profile(run_asm: Callable) -> None:
+    pkvm = run_asm(RESET_BODY.format(
+        first="  hcall 0xc6000006\n  ldr x1, =0x09000000\n  hcall 0xc6000007",
+        second="  ldr x1, =0x09000000\n  hcall 0xc6000007\n  mov x12, x0",
+    ), profile=PKVM)
+    assert pkvm.outcome.resets == 1
+    assert pkvm.x(11) == 0  # not enrolled any more: the RTC read reached the device
+    assert pkvm.x(12) == M3  # MAP without ENROLL
+    linux = run_asm(RESET_BODY.format(
+        first="  ldr x1, =0x09000000\n  hcall 0xc6000007",
+        second="  mov x12, #0",
+    ), profile=LINUX)
+    assert linux.outcome.resets == 1 and linux.x(11) == 0
+    assert not linux.machine.vm.guard.mapped
+
+
+def test_no_reboot_ends_the_run(run_asm: Callable) -> None:
+    r = run_asm("  hcall 0x84000009", no_reboot=True)
+    assert r.outcome.status is ExitStatus.OFF
+    assert "--no-reboot" in r.outcome.reason and r.outcome.resets == 0
+
+
+def test_system_reset2(run_asm: Callable) -> None:
+    r = run_asm("""
+  ldr x1, =0x09010000
+  ldr w10, [x1, #8]
+  cbnz w10, second
+  mov w2, #1
+  str w2, [x1, #8]
+  mov x1, #1
+  hcall 0xc4000012
+  mov x12, x0
+  mov x1, #0
+  hcall 0xc4000012
+second:
+""")
+    calls = [e for e in r.trace.of("hvc") if e["name"] == "PSCI_SYSTEM_RESET2"]
+    assert calls[0]["result"][0] == (-2) & M1  # reset types other than 0 are reserved
+    assert calls[1]["exit"] == "SystemEvent"
+    assert r.outcome.resets == 1
