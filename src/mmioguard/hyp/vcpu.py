@@ -149,8 +149,6 @@ class Vcpu:
         self._loop_key: tuple[int, int, int] | None = None
         self._loop_regs: list[int] = []
         self._loop_count = 0
-        self.start_pc = 0
-        self.start_x0 = 0
         self.exceptions_injected = 0
 
     def attach(self, backend: VcpuBackend) -> None:
