@@ -130,7 +130,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def built(shared_cache: Path) -> dict[str, Path]:
-    return {name: build_guest(name, cache_dir=shared_cache) for name in guest_names()}
+    return {name: build_guest(name, cache_dir=shared_cache) for name in BUNDLED}
 
 
 @pytest.fixture

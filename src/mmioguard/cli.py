@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--trace", metavar="FILE", help="write the JSON Lines trace to FILE")
 
+    sub.add_parser(
+        "conformance",
+        help="run the MMIO guard conformance suite (guests checking every rule from inside)",
+    )
+
     report = sub.add_parser("report", help="summarize a --trace file")
     report.add_argument("trace", metavar="TRACE", help="a JSON Lines file from run --trace")
 
@@ -148,6 +153,8 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--trace", metavar="FILE",
                      help="write one JSON object per line per hypercall, guard decision, "
                      "injected exception and stop")
+    run.add_argument("--no-native", action="store_true",
+                     help="do not use the native (C) fast path: pure Python throughout")
     run.add_argument("--max-insns", type=positive, metavar="N",
                      help="stop with status 3 after about N instructions")
     run.add_argument("--timeout", type=positive_float, metavar="SECONDS",
@@ -208,6 +215,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, sys.stderr)
+    if args.command == "conformance":
+        from mmioguard.conformance import run_suite
+
+        return run_suite(sys.stdout)
     if args.command == "report":
         from mmioguard.report import TraceError, summarize_trace
 
