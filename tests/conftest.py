@@ -42,17 +42,25 @@ def asm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("asmguests")
 
 
-@pytest.fixture
-def run_asm(asm_cache: Path) -> Callable[..., Run]:
+@pytest.fixture(params=["native", "python"])
+def run_asm(asm_cache: Path, request: pytest.FixtureRequest) -> Callable[..., Run]:
+    """Runs an assembly guest with the native fast path and with pure Python: every guest
+    test is also a differential test of the two."""
+    native = request.param == "native"
+
     def run(body: str, **config: object) -> Run:
         elf = asmguest.build(body, asm_cache)
-        return run_image(str(elf), **config)
+        return run_image(str(elf), native=native, **config)
 
     return run
 
 
 def run_image(
-    image: str, max_insns: int | None = None, no_reboot: bool = False, **config: object
+    image: str,
+    max_insns: int | None = None,
+    no_reboot: bool = False,
+    native: bool = True,
+    **config: object,
 ) -> Run:
     out = bytearray()
     warnings: list[str] = []
@@ -62,6 +70,7 @@ def run_image(
         vm=VmConfig(**config),  # type: ignore[arg-type]
         max_insns=max_insns,
         no_reboot=no_reboot,
+        native=native,
     )
     machine = VirtMachine(options, out.extend, warnings.append, tracer)
     outcome = machine.run()

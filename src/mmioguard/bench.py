@@ -175,7 +175,8 @@ def measure(quick: bool = False) -> list[Figure]:
     def premap(count: int) -> Callable[[VirtMachine], None]:
         def prepare(machine: VirtMachine) -> None:
             base = 0x1_0000_0000 >> machine.vm.guard.shift
-            machine.vm.guard.mapped.update(range(base, base + count))
+            for g in range(base, base + count):
+                machine.vm.guard.add(g)
         return prepare
 
     small = _run_mmioguard(image, premap(10))

@@ -30,6 +30,7 @@ def run_guest(image: str, args: argparse.Namespace, config: VmConfig, err: TextI
         max_insns=args.max_insns,
         timeout=args.timeout,
         vm=config,
+        native=not args.no_native,
     )
     tracer = None
     if args.trace:

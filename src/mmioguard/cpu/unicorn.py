@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from unicorn import UC_ARCH_ARM64, UC_HOOK_INTR, UC_MODE_ARM
@@ -25,13 +26,15 @@ from unicorn.unicorn_py3.unicorn import (
     uclib,
 )
 
+from mmioguard.abi.profiles import GuardOp
 from mmioguard.arch.exception import BOOT_PSTATE
 from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg
 from mmioguard.hyp.exits import GuestStop
+from mmioguard.native import NativeGuard, NativeLib, NativeRegion, NativeVcpu
 
 if TYPE_CHECKING:
     from mmioguard.hyp.memory import MemorySlot
-    from mmioguard.hyp.vcpu import Vcpu
+    from mmioguard.hyp.vcpu import Insn, Vcpu
 
 # System registers without a Unicorn constant: (crn, crm, op0, op1, op2).
 _CP = {
@@ -136,15 +139,32 @@ class _Batch:
         self._write(self.handle, self.ids, self.ptrs, self.n)
 
 
-class UnicornVcpu:
-    """One vCPU on its own Unicorn instance; RAM is shared by pointer across instances."""
+@dataclass(frozen=True)
+class NativeSetup:
+    """The native fast path of one VM: the loaded module and the C copy of the guard."""
 
-    def __init__(self, vcpu: Vcpu, slots: Sequence[MemorySlot]) -> None:
+    lib: NativeLib
+    guard: NativeGuard
+
+
+class UnicornVcpu:
+    """One vCPU on its own Unicorn instance; RAM is shared by pointer across instances.
+
+    With ``native``, Unicorn calls the C module directly for device accesses and hypercalls;
+    it answers what needs no Python (allowed accesses, discovery calls) and hands the rest
+    to the same Python callbacks as without it, which stay the reference.
+    """
+
+    def __init__(
+        self, vcpu: Vcpu, slots: Sequence[MemorySlot], native: NativeSetup | None = None
+    ) -> None:
         self.index = vcpu.index
         self.vcpu = vcpu
         self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self._handle = uc._uch
         self._keep: list[object] = []  # ctypes callbacks must outlive the engine
+        self.native = native
+        self._native_vcpu: NativeVcpu | None = None
         for slot in slots:
             perms = C.UC_PROT_READ | C.UC_PROT_EXEC
             if not slot.readonly:
@@ -152,7 +172,10 @@ class UnicornVcpu:
             uc.mem_map_ptr(slot.base, slot.size, perms, slot.address())
         self._hvc_batch = _Batch(self._handle, _X[:4])
         self._gpr_batch = _Batch(self._handle, _X)
-        self._install_intr_hook()
+        if native is None:
+            self._install_intr_hook()
+        else:
+            self._install_native(native)
         self._install_pc_sync()
         self._pc_buf = ctypes.c_uint64()
         self._pc_ref = ctypes.byref(self._pc_buf)
@@ -341,6 +364,48 @@ class UnicornVcpu:
         if err != C.UC_ERR_OK:
             raise BackendError(f"cannot install the interrupt hook: error {err}")
 
+    def _install_native(self, native: NativeSetup) -> None:
+        vcpu = self.vcpu
+        on_hvc = vcpu.on_hvc
+        on_exception = vcpu.on_exception
+
+        def intr(number: int) -> None:
+            try:
+                if number == 11:
+                    on_hvc()
+                else:
+                    on_exception(number)
+            except Exception as exc:
+                self._fail("the hypercall/exception handler", exc)
+
+        nv = NativeVcpu(native.lib, self._handle, native.guard, intr)
+        self._native_vcpu = nv
+        traced = vcpu.vm.tracer is not None
+        # With a trace, every access and call goes to Python, which records it.
+        nv.fast_mmio = not traced
+        nv.native_hvc = not traced
+        profile = vcpu.vm.config.profile
+        nv.set_hypercalls(
+            profile.feature_bitmap(), [c.fid for c in profile.calls if c.op is GuardOp.INFO]
+        )
+        def on_decode(pc: int, insn: Insn) -> None:
+            nv.cache_put(pc, insn.fast, insn.size, insn.is_write)
+
+        vcpu.on_decode = on_decode
+        vcpu.on_cache_clear = nv.cache_clear
+        hook = ctypes.c_size_t()
+        err = uclib.uc_hook_add(
+            self._handle,
+            ctypes.byref(hook),
+            UC_HOOK_INTR,
+            ctypes.c_void_p(native.lib.intr_ptr),
+            ctypes.c_void_p(nv.handle),
+            ctypes.c_uint64(1),
+            ctypes.c_uint64(0),
+        )
+        if err != C.UC_ERR_OK:
+            raise BackendError(f"cannot install the native interrupt hook: error {err}")
+
     def _install_pc_sync(self) -> None:
         """Make Unicorn keep PC exact at every load and store.
 
@@ -350,7 +415,10 @@ class UnicornVcpu:
         is only needed for that side effect, so its callback is a C function without side
         effects (libc's ``abs``), restricted to device space: no Python runs for it.
         """
-        callback = ctypes.cast(ctypes.CDLL(None).abs, ctypes.c_void_p)
+        if self.native is not None:
+            callback = ctypes.c_void_p(self.native.lib.mem_nop_ptr)
+        else:
+            callback = ctypes.cast(ctypes.CDLL(None).abs, ctypes.c_void_p)
         for kind in (C.UC_HOOK_MEM_READ, C.UC_HOOK_MEM_WRITE):
             hook = ctypes.c_size_t()
             err = uclib.uc_hook_add(
@@ -365,7 +433,22 @@ class UnicornVcpu:
             if err != C.UC_ERR_OK:
                 raise BackendError(f"cannot install the PC synchronisation hook: error {err}")
 
-    def map_device(self, base: int, size: int, read: MmioRead, write: MmioWrite) -> None:
+    def map_device(
+        self,
+        base: int,
+        size: int,
+        read: MmioRead,
+        write: MmioWrite,
+        device_read: Callable[[int, int], int] | None = None,
+        device_write: Callable[[int, int, int], None] | None = None,
+    ) -> None:
+        """Register a device region; ``read``/``write`` decide, ``device_*`` only perform.
+
+        The native path sends accesses the guard already allowed straight to ``device_*``.
+        """
+        if self._native_vcpu is not None:
+            self._map_native(base, size, read, write, device_read, device_write)
+            return
         reg_read = self._reg_read
         handle = self._handle
         pc_id = A.UC_ARM64_REG_PC
@@ -400,6 +483,80 @@ class UnicornVcpu:
         wcb = MMIO_WRITE_CFUNC(on_write)
         self._keep += [rcb, wcb]
         err = uclib.uc_mmio_map(self._handle, base, size, rcb, None, wcb, None)
+        if err != C.UC_ERR_OK:
+            raise BackendError(f"cannot map device region {base:#x}+{size:#x}: error {err}")
+
+
+    def _map_native(
+        self,
+        base: int,
+        size: int,
+        read: MmioRead,
+        write: MmioWrite,
+        device_read: Callable[[int, int], int] | None,
+        device_write: Callable[[int, int, int], None] | None,
+    ) -> None:
+        assert self.native is not None and self._native_vcpu is not None
+        vcpu = self.vcpu
+        stop = self.uc.emu_stop
+        fail = self._fail
+
+        def escape_read(pc: int, offset: int, size: int) -> int:
+            try:
+                value = read(pc, offset, size)
+            except Exception as exc:
+                fail(f"device read at {base + offset:#x}", exc)
+                return 0
+            if vcpu.pending is not None:
+                stop()
+            return value
+
+        def escape_write(pc: int, offset: int, size: int, value: int) -> None:
+            try:
+                write(pc, offset, size, value)
+            except Exception as exc:
+                fail(f"device write at {base + offset:#x}", exc)
+                return
+            if vcpu.pending is not None:
+                stop()
+
+        forward_read = forward_write = None
+        if device_read is not None and device_write is not None:
+            dread, dwrite = device_read, device_write
+
+            def forward_read(pc: int, offset: int, size: int) -> int:
+                try:
+                    return dread(offset, size)
+                except Exception as exc:
+                    fail(f"device read at {base + offset:#x}", exc)
+                    return 0
+
+            def forward_write(pc: int, offset: int, size: int, value: int) -> None:
+                try:
+                    dwrite(offset, size, value)
+                except Exception as exc:
+                    fail(f"device write at {base + offset:#x}", exc)
+
+        region = NativeRegion(
+            self.native.lib,
+            self._native_vcpu,
+            base,
+            size,
+            escape_read,
+            escape_write,
+            forward_read=forward_read,
+            forward_write=forward_write,
+        )
+        self._keep.append(region)
+        err = uclib.uc_mmio_map(
+            self._handle,
+            base,
+            size,
+            ctypes.c_void_p(region.mmio_read_ptr),
+            ctypes.c_void_p(region.handle),
+            ctypes.c_void_p(region.mmio_write_ptr),
+            ctypes.c_void_p(region.handle),
+        )
         if err != C.UC_ERR_OK:
             raise BackendError(f"cannot map device region {base:#x}+{size:#x}: error {err}")
 

@@ -7,6 +7,23 @@ the device-access hot path reads ``enrolled`` and ``mapped`` directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class GuardMirror(Protocol):
+    """A copy of the guard state kept elsewhere (the native fast path's C set).
+
+    It must never be more permissive than this one: enrollment and every unmapping are
+    mirrored before the guest runs again; a mapping it failed to record only costs speed.
+    """
+
+    enrolled: bool
+
+    def add(self, granule: int) -> bool: ...
+
+    def remove(self, granule: int) -> bool: ...
+
+    def clear(self) -> None: ...
 
 
 @dataclass
@@ -24,6 +41,7 @@ class GuardState:
     enrolled: bool = False
     mapped: set[int] = field(default_factory=set)  # granule numbers (IPA >> shift)
     audit: dict[int, AuditFinding] = field(default_factory=dict)
+    mirror: GuardMirror | None = None
 
     def __post_init__(self) -> None:
         if self.granule & (self.granule - 1):
@@ -33,6 +51,25 @@ class GuardState:
     def reset(self) -> None:
         self.enrolled = False
         self.mapped.clear()
+        if self.mirror is not None:
+            self.mirror.enrolled = False
+            self.mirror.clear()
+
+    def enroll(self) -> None:
+        self.enrolled = True
+        if self.mirror is not None:
+            self.mirror.enrolled = True
+
+    def add(self, granule: int) -> None:
+        """Map granule number ``granule`` (an IPA shifted right by ``shift``)."""
+        self.mapped.add(granule)
+        if self.mirror is not None:
+            self.mirror.add(granule)
+
+    def discard(self, granule: int) -> None:
+        self.mapped.discard(granule)
+        if self.mirror is not None:
+            self.mirror.remove(granule)
 
     def is_mapped(self, ipa: int) -> bool:
         return (ipa >> self.shift) in self.mapped

@@ -186,7 +186,7 @@ class Hypercalls:
         if self.vm.config.nisv is NisvPolicy.USER:
             vcpu.note("ENROLL refused: the VMM takes syndrome-less accesses (--nisv user)")
             return (self.error, 0, 0, 0)
-        self.vm.guard.enrolled = True
+        self.vm.guard.enroll()
         return one(0)
 
     def _map_granule(self, vcpu: Vcpu, ipa: int) -> str | None:
@@ -203,7 +203,7 @@ class Hypercalls:
         g = ipa >> guard.shift
         if g not in guard.mapped and len(guard.mapped) >= config.guard_capacity:
             return f"out of memory: {config.guard_capacity} granules already mapped"
-        guard.mapped.add(g)
+        guard.add(g)
         return None
 
     def _refuse(self, vcpu: Vcpu, call: str, why: str) -> Result:
@@ -236,14 +236,14 @@ class Hypercalls:
         g = ipa >> guard.shift
         if g not in guard.mapped:
             return self._refuse(vcpu, "UNMAP", f"granule {g << guard.shift:#x} is not mapped")
-        guard.mapped.discard(g)
+        guard.discard(g)
         return one(0)
 
     def _mmio_guard(self, vcpu: Vcpu, ipa: int, _b: int, _c: int) -> Result:
         why = self._map_granule(vcpu, ipa)
         if why is not None:
             return self._refuse(vcpu, "MMIO_GUARD", why)
-        self.vm.guard.enrolled = True
+        self.vm.guard.enroll()
         return one(0)
 
     def _mem_share(self, vcpu: Vcpu, ipa: int, _b: int, _c: int) -> Result:
@@ -267,7 +267,7 @@ class Hypercalls:
                 if self._map_granule(vcpu, ipa + done) is not None:
                     break
             else:
-                guard.mapped.discard((ipa + done) >> guard.shift)
+                guard.discard((ipa + done) >> guard.shift)
             done += granule
         if done == 0:
             return self._refuse(vcpu, name, f"nothing at {ipa:#x} could be changed")

@@ -142,6 +142,10 @@ class Vcpu:
         # Decoded instructions by PC. Guest code that rewrites itself, or the same virtual
         # address in two address spaces, would need a finer key; resets clear it.
         self.insn_cache: dict[int, Insn] = {}
+        # Told of every decoded instruction and of every cache clear (the native fast path
+        # keeps its own copy of the cache).
+        self.on_decode: Callable[[int, Insn], None] | None = None
+        self.on_cache_clear: Callable[[], None] | None = None
         # The high half of an 8-byte device access that Unicorn splits into two callbacks.
         self._split: tuple[int, int, int] | None = None
         self._write_split: tuple[int, int, int] | None = None
@@ -164,7 +168,7 @@ class Vcpu:
         self.pending = None
         self._split = None
         self._write_split = None
-        self.insn_cache.clear()
+        self._clear_insn_cache()
         self._loop_key = None
 
     def power_on(self, pc: int, context: int) -> None:
@@ -512,9 +516,16 @@ class Vcpu:
         else:
             insn = Insn(word or 0, ls, ls.isv and ls.size <= 4, ls.size, ls.isv, ls.is_write)
         if len(self.insn_cache) > 65536:
-            self.insn_cache.clear()
+            self._clear_insn_cache()
         self.insn_cache[pc] = insn
+        if self.on_decode is not None:
+            self.on_decode(pc, insn)
         return insn
+
+    def _clear_insn_cache(self) -> None:
+        self.insn_cache.clear()
+        if self.on_cache_clear is not None:
+            self.on_cache_clear()
 
     # -- faults on unmapped addresses ---------------------------------------------------------
 

@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mmioguard.cpu.unicorn import UnicornVcpu, disassembler
+from mmioguard.cpu.unicorn import NativeSetup, UnicornVcpu, disassembler
 from mmioguard.hyp.config import VmConfig
 from mmioguard.hyp.exits import GuestStop, Halted, SliceEnd, SystemEvent
 from mmioguard.hyp.exits import SystemEventKind as Sys
 from mmioguard.hyp.memory import MemorySlot, PhysMemory
 from mmioguard.hyp.vm import Tracer, Vm
+from mmioguard.native import NativeGuard, load_native
 from mmioguard.vmm.bus import MmioBus
 from mmioguard.vmm.devices.pl011 import Pl011
 from mmioguard.vmm.devices.pl031 import Pl031
@@ -58,6 +59,8 @@ class MachineOptions:
     vm: VmConfig = field(default_factory=VmConfig)
     # Deterministic RTC for tests: seconds since the epoch at boot, advancing 0 per second.
     rtc_clock: Callable[[], float] | None = None
+    # Use the native fast path when it can be built (pure Python otherwise, said once).
+    native: bool = True
 
 
 @dataclass(frozen=True)
@@ -127,18 +130,30 @@ class VirtMachine:
             except OSError as err:
                 raise ImageError(f"cannot read initrd {options.initrd}: {err.strerror}") from err
         self.vm = Vm(config, self.memory, self.bus, tracer, warn, disassembler())
+        native = self._native(options, warn)
         traced = tracer is not None
         self.backends: list[UnicornVcpu] = []
         for vcpu in self.vm.vcpus:
-            backend = UnicornVcpu(vcpu, self.memory.slots)
+            backend = UnicornVcpu(vcpu, self.memory.slots, native)
             vcpu.attach(backend)
             for base, size, device in self.bus.devices():
                 read, write = vcpu.mmio_callbacks(base, device.read, device.write, traced)
-                backend.map_device(base, size, read, write)
+                backend.map_device(base, size, read, write, device.read, device.write)
             self.backends.append(backend)
         self.dtb_addr, self.dtb = self._place_boot_data()
         self.resets = 0
         self.load()
+
+    def _native(self, options: MachineOptions, warn: Callable[[str], None]) -> NativeSetup | None:
+        if not options.native:
+            return None
+        lib, reason = load_native()
+        if lib is None:
+            warn(f"native fast path unavailable ({reason}); running in pure Python")
+            return None
+        guard = NativeGuard(lib, options.vm.granule, capacity=options.vm.guard_capacity)
+        self.vm.guard.mirror = guard
+        return NativeSetup(lib, guard)
 
     # -- boot -----------------------------------------------------------------------------
 
