@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--trace", metavar="FILE", help="write the JSON Lines trace to FILE")
 
+    guests = sub.add_parser(
+        "guests",
+        help="build guest images: 'linux' builds the kernel and initramfs (cached)",
+    )
+    guests.add_argument("what", choices=["linux"], help="which guest to build")
+    guests.add_argument("-j", "--jobs", type=positive, help="parallel make jobs")
+
     sub.add_parser(
         "conformance",
         help="run the MMIO guard conformance suite (guests checking every rule from inside)",
@@ -215,6 +222,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, sys.stderr)
+    if args.command == "guests":
+        from mmioguard.linux.build import main as linux_main
+
+        return linux_main(["-j", str(args.jobs)] if args.jobs else [])
     if args.command == "conformance":
         from mmioguard.conformance import run_suite
 
