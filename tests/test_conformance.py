@@ -76,22 +76,8 @@ def test_straddling_access(setting: Setting) -> None:
     run_and_check("conf_straddle", setting)
 
 
-# The "RTC granule edges" setting fails for three separate reasons; one test for each, on a
-# single run, and one for the rules that hold there.
-
-DEVICE_EDGE_BUGS = {
-    "load": "hypervisor bug: an unaligned 8-byte load at RTC+0xffc, RTC granule mapped and the "
-    "next one not, is aborted (correct ESR/FAR) only after the RTC was read at 0x09010ff8: the "
-    "emulator splits the access and the first piece, judged alone, fits in the granule",
-    "store": "hypervisor bug: an unaligned 8-byte store at RTC+0xff3, inside the mapped RTC "
-    "granule, is aborted (FAR 0x09010ff3) because the emulator splits it into byte writes and "
-    "each byte is judged as an 8-byte access from its own address (0xff9 'crosses'); the bytes "
-    "0xff3..0xff8 have already reached the RTC by then",
-    "value": "hypervisor bug: an 8-byte load at RTC-4 (unassigned space into the RTC, both "
-    "granules mapped) is emulated as one access to unassigned space: it reads zero instead of "
-    "the RTC data register in its upper half",
-}
-
+# The "RTC granule edges" setting: unaligned accesses at a device granule's edge, which
+# Unicorn splits into pieces; the guard must decide on the whole access. Each rule on its own.
 
 @pytest.fixture(scope="module")
 def device_edge() -> tuple[conformance.GuestRun, list[str]]:
@@ -109,15 +95,13 @@ def tap_line(output: str, name: str) -> str:
 
 def test_device_edge_rules_that_hold(device_edge: tuple[conformance.GuestRun, list[str]]) -> None:
     run, _ = device_edge
-    failing = [line for line in run.output.splitlines() if line.startswith("not ok")]
-    assert all("RTC+0xff3" in line or "RTC-4" in line for line in failing), run.output
+    assert not [line for line in run.output.splitlines() if line.startswith("not ok")]
     assert tap_line(run.output, "8-byte load at RTC+0xffc, next").startswith("ok")
     assert tap_line(run.output, "8-byte store at RTC+0xffc, next").startswith("ok")
     assert tap_line(run.output, "8-byte load at RTC+0xff3").startswith("ok")
     assert tap_line(run.output, "RTC+0xffc, both mapped").startswith("ok")
 
 
-@pytest.mark.xfail(strict=True, reason=DEVICE_EDGE_BUGS["load"])
 def test_device_edge_aborted_load_reaches_no_device(
     device_edge: tuple[conformance.GuestRun, list[str]],
 ) -> None:
@@ -125,7 +109,6 @@ def test_device_edge_aborted_load_reaches_no_device(
     assert not [p for p in problems if "FAR 0x9010ffc" in p]
 
 
-@pytest.mark.xfail(strict=True, reason=DEVICE_EDGE_BUGS["store"])
 def test_device_edge_unaligned_store_inside_the_granule(
     device_edge: tuple[conformance.GuestRun, list[str]],
 ) -> None:
@@ -134,7 +117,6 @@ def test_device_edge_unaligned_store_inside_the_granule(
     assert tap_line(run.output, "store at RTC+0xff3").startswith("ok")
 
 
-@pytest.mark.xfail(strict=True, reason=DEVICE_EDGE_BUGS["value"])
 def test_device_edge_load_from_unassigned_into_the_device(
     device_edge: tuple[conformance.GuestRun, list[str]],
 ) -> None:

@@ -525,16 +525,7 @@ GUESTS: tuple[ConformanceGuest, ...] = (
         "mapped (MMU on, 4K, Normal mapping)",
         (
             Setting("unassigned space", checks=(_straddle_trace,)),
-            Setting(
-                "RTC granule edges",
-                (("DEVICE_EDGE", 1),),
-                known_failure=(
-                    "hypervisor bugs with unaligned accesses at a device granule's edge "
-                    "(MMU on, Normal mapping): an aborted straddling load first reads the "
-                    "device; an unaligned store inside the granule is aborted; a load from "
-                    "unassigned space into the device reads zero for the device's bytes"
-                ),
-            ),
+            Setting("RTC granule edges", (("DEVICE_EDGE", 1),)),
         ),
     ),
     ConformanceGuest(

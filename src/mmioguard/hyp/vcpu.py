@@ -375,16 +375,22 @@ class Vcpu:
             return split[2]
         if not insn.explains(size, is_write):
             return self._request(self._unidentified(pc, pa, insn.word))
+        # Unicorn splits unaligned accesses into aligned pieces (or bytes, for stores), each
+        # reaching this callback on its own: the guard decides on the whole access, from the
+        # instruction's own address, or a piece that fits a granule would leak.
+        access_pa = self._access_pa(insn, pc, pa) if insn.isv else pa
         access_size = insn.size if insn.isv else size
-        verdict = decide(vm.config, vm.guard, insn.isv, pa, access_size)
+        verdict = decide(vm.config, vm.guard, insn.isv, access_pa, access_size)
         if vm.tracer is not None:
-            self._trace_mmio(pc, pa, access_size, is_write, value if is_write else None, verdict)
+            self._trace_mmio(
+                pc, access_pa, access_size, is_write, value if is_write else None, verdict
+            )
         if verdict is Verdict.AUDIT:
-            vm.guard.record_audit(pa, pc)
+            vm.guard.record_audit(access_pa, pc)
             if not insn.isv:
                 return self._request(_Emulate(pc, insn, "audit"))
         elif verdict is not Verdict.FORWARD:
-            return self._refuse_access(verdict, insn, pc, pa)
+            return self._refuse_access(verdict, insn, pc, access_pa)
         if insn.size == 8 and size == 4:
             if is_write:
                 self._write_split = (pc, pa + 4, value & 0xFFFF_FFFF)
@@ -396,6 +402,14 @@ class Vcpu:
             write(offset, size, value)
             return 0
         return read(offset, size)
+
+    def _access_pa(self, insn: Insn, pc: int, piece_pa: int) -> int:
+        """Physical address of the first byte the instruction accesses."""
+        if insn.ls is None:
+            return piece_pa
+        va = effective_address(insn.ls, RegisterView(self.backend, pc)) & (2**64 - 1)
+        result = self.translate(va, AccessType.WRITE if insn.is_write else AccessType.READ)
+        return piece_pa if isinstance(result, TranslationFault) else result.pa
 
     def _trace_mmio(
         self, pc: int, pa: int, size: int, is_write: bool, value: int | None, verdict: Verdict

@@ -117,8 +117,23 @@ class Vm:
 
     # -- physical accesses performed by the hypervisor on behalf of the guest ----------------
 
+    def _place(self, pa: int) -> int:
+        """What holds address ``pa``: a memory slot or device (its base), or -1 (nothing)."""
+        slot = self.memory.slot_at(pa)
+        if slot is not None:
+            return slot.base
+        found = self.devices.lookup(pa)
+        return found[0] if found is not None else -1
+
     def phys_access(self, pa: int, size: int, is_write: bool, value: int) -> int:
         """One access by an emulated instruction: RAM, a device, or unassigned space."""
+        if size > 1 and self._place(pa) != self._place(pa + size - 1):
+            # It crosses from one place into another: each byte goes where it belongs.
+            result = 0
+            for i in range(size):
+                byte = self.phys_access(pa + i, 1, is_write, (value >> (8 * i)) & 0xFF)
+                result |= byte << (8 * i)
+            return 0 if is_write else result
         slot = self.memory.slot_at(pa)
         if slot is not None and pa + size <= slot.end:
             fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
