@@ -488,14 +488,7 @@ GUESTS: tuple[ConformanceGuest, ...] = (
             Setting("nisv=stop", checks=(_isv0_trace,)),
             Setting("nisv=emulate", vm=(("nisv", NisvPolicy.EMULATE),), checks=(_isv0_trace,)),
             Setting("untraced", traced=False),
-            Setting(
-                "pair across the end of RAM",
-                (("RAM_EDGE", 1),),
-                known_failure=(
-                    "hypervisor bug: an STP from the last bytes of RAM into unassigned space "
-                    "is aborted (ISV=0, enrolled) but its RAM half has already been written"
-                ),
-            ),
+            Setting("pair across the end of RAM", (("RAM_EDGE", 1),)),
         ),
     ),
     ConformanceGuest(

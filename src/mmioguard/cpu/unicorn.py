@@ -19,6 +19,7 @@ from unicorn import arm64_const as A
 from unicorn import unicorn_const as C
 from unicorn.unicorn_py3.unicorn import (
     HOOK_INTR_CFUNC,
+    HOOK_MEM_ACCESS_CFUNC,
     MMIO_READ_CFUNC,
     MMIO_WRITE_CFUNC,
     Uc,
@@ -486,6 +487,33 @@ class UnicornVcpu:
         if err != C.UC_ERR_OK:
             raise BackendError(f"cannot map device region {base:#x}+{size:#x}: error {err}")
 
+
+    def watch_writes(self, begin: int, end: int, callback: Callable[[int, int, int], None]) -> None:
+        """A Python write hook on a small range (the last bytes of RAM): rare, so Python."""
+        reg_read, handle, pc_ref, pc_buf = self._reg_read, self._handle, self._pc_ref, self._pc_buf
+        pc_id = A.UC_ARM64_REG_PC
+
+        def on_write(_h: int, _t: int, address: int, size: int, _v: int, _u: int) -> None:
+            reg_read(handle, pc_id, pc_ref)
+            try:
+                callback(pc_buf.value, address, size)
+            except Exception as exc:
+                self._fail("the RAM write watch", exc)
+
+        cb = HOOK_MEM_ACCESS_CFUNC(on_write)
+        self._keep.append(cb)
+        hook = ctypes.c_size_t()
+        err = uclib.uc_hook_add(
+            self._handle,
+            ctypes.byref(hook),
+            C.UC_HOOK_MEM_WRITE,
+            ctypes.cast(cb, ctypes.c_void_p),
+            None,
+            ctypes.c_uint64(begin),
+            ctypes.c_uint64(end),
+        )
+        if err != C.UC_ERR_OK:
+            raise BackendError(f"cannot watch writes at {begin:#x}: error {err}")
 
     def _map_native(
         self,

@@ -95,3 +95,7 @@ class VcpuBackend(Protocol):
     def reset(self) -> None:
         """Architectural reset of the CPU state (registers, system registers)."""
         ...
+
+    def watch_writes(self, begin: int, end: int, callback: Callable[[int, int, int], None]) -> None:
+        """Call ``callback(pc, address, size)`` before each guest write in [begin, end]."""
+        ...

@@ -7,6 +7,7 @@ returns an exit record only for what the VMM must act on.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -150,6 +151,9 @@ class Vcpu:
         self._split: tuple[int, int, int] | None = None
         self._write_split: tuple[int, int, int] | None = None
         self._saved: _SavedRegisters | None = None
+        # Old contents of the last bytes of RAM, by writing PC: a store pair that crosses
+        # from RAM into device space writes its RAM half before the fault on the other half.
+        self._undo: deque[tuple[int, int, bytes]] = deque(maxlen=8)
         self._loop_key: tuple[int, int, int] | None = None
         self._loop_regs: list[int] = []
         self._loop_count = 0
@@ -638,7 +642,20 @@ class Vcpu:
 
     # -- exception injection ------------------------------------------------------------------
 
+    def on_watched_write(self, pc: int, address: int, size: int) -> None:
+        old = self.vm.memory.read(address, size)
+        if old is not None:
+            self._undo.append((pc, address, old))
+
+    def _undo_writes(self, pc: int) -> None:
+        """Put back what the aborted instruction at ``pc`` already wrote to RAM."""
+        while self._undo:
+            at, address, old = self._undo.pop()
+            if at == pc:
+                self.vm.memory.write(address, old)
+
     def _inject_guard_abort(self, pc: int, far: int) -> Exit | None:
+        self._undo_writes(pc)
         from_el0 = current_el(self.backend.get(Reg.PSTATE)) == 0
         return self._inject(pc, E.external_data_abort(from_el0), far, "guard abort")
 

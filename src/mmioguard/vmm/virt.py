@@ -136,6 +136,9 @@ class VirtMachine:
         for vcpu in self.vm.vcpus:
             backend = UnicornVcpu(vcpu, self.memory.slots, native)
             vcpu.attach(backend)
+            for slot in self.memory.slots:
+                # The widest store (STP of two Q registers) is 32 bytes.
+                backend.watch_writes(slot.end - 32, slot.end - 1, vcpu.on_watched_write)
             for base, size, device in self.bus.devices():
                 read, write = vcpu.mmio_callbacks(base, device.read, device.write, traced)
                 backend.map_device(base, size, read, write, device.read, device.write)
