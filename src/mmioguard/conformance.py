@@ -505,10 +505,6 @@ GUESTS: tuple[ConformanceGuest, ...] = (
                 "nisv=emulate LD1/ST1",
                 (("NISV_MODE", 2), ("SIMD_STRUCT", 1)),
                 (("nisv", NisvPolicy.EMULATE),),
-                known_failure=(
-                    "hypervisor limitation: nisv=emulate does not emulate SIMD structure "
-                    "loads/stores (LD1/ST1); the VM stops with reason 'not-emulable'"
-                ),
             ),
         ),
     ),

@@ -1014,12 +1014,16 @@ def _set_x(gpr: dict[int, int], n: int, value: int) -> None:
         gpr[n] = value & _MASK64
 
 
-def _writeback(ls: LoadStore, addr: int, gpr: dict[int, int]) -> int | None:
+def _writeback(
+    ls: LoadStore, addr: int, gpr: dict[int, int], regs: RegisterView
+) -> int | None:
     """Apply base writeback (`addr` is the effective address); returns the new SP when the
     base is SP."""
     if not ls.writeback or ls.rn is None:
         return None
-    new_base = (addr + ls.imm) & _MASK64 if ls.post_index else addr
+    # LD1-4/ST1-4 post-index by a register add the register, not the transfer size.
+    step = _xreg(regs, ls.rm) if ls.post_index and ls.rm is not None else ls.imm
+    new_base = (addr + step) & _MASK64 if ls.post_index else addr
     if ls.rn == _XZR:
         return new_base
     # Written after the data registers: where Rt == Rn (CONSTRAINED UNPREDICTABLE) the base
@@ -1058,17 +1062,15 @@ def emulate(ls: LoadStore, regs: RegisterView, access: MemoryAccess) -> Emulatio
 
     Accesses are issued one register (or one element) at a time, at most 8 bytes each, in
     ascending address order; read-modify-write instructions read first and write after.
-    Exclusives behave as if the monitor always succeeds. Raises NotEmulable for SIMD
-    structures, MTE tag accesses, ST64BV/ST64BV0 and LDRAA/LDRAB, whose results depend on
-    state this module cannot see. A prefetch performs no access and changes nothing.
+    Exclusives behave as if the monitor always succeeds. Raises NotEmulable for MTE tag
+    accesses, ST64BV/ST64BV0 and LDRAA/LDRAB, whose results depend on state this module
+    cannot see. A prefetch performs no access and changes nothing.
     """
     cls = ls.cls
     gpr: dict[int, int] = {}
     vregs: dict[int, int] = {}
     if cls is AccessClass.PREFETCH:
         return Emulation()
-    if cls is AccessClass.SIMD_STRUCT:
-        raise NotEmulable(f"{ls.mnemonic}: SIMD structure loads/stores are not emulated")
     if cls is AccessClass.TAG:
         raise NotEmulable(f"{ls.mnemonic}: MTE tag accesses are not emulated")
     if ls.pointer_auth:
@@ -1079,7 +1081,9 @@ def emulate(ls: LoadStore, regs: RegisterView, access: MemoryAccess) -> Emulatio
     addr = effective_address(ls, regs)
     size = ls.size
 
-    if cls is AccessClass.ATOMIC:
+    if cls is AccessClass.SIMD_STRUCT:
+        _emulate_struct(ls, regs, access, addr, vregs)
+    elif cls is AccessClass.ATOMIC:
         _emulate_atomic(ls, regs, access, addr, gpr)
     elif cls is AccessClass.BLOCK64:
         for i in range(8):
@@ -1107,8 +1111,53 @@ def emulate(ls: LoadStore, regs: RegisterView, access: MemoryAccess) -> Emulatio
         if cls is AccessClass.EXCLUSIVE and ls.rs is not None:
             _set_x(gpr, ls.rs, 0)  # store-exclusive status: 0 means the store happened
 
-    sp = _writeback(ls, addr, gpr)
+    sp = _writeback(ls, addr, gpr, regs)
     return Emulation(gpr=gpr, vregs=vregs, sp=sp)
+
+
+def _emulate_struct(
+    ls: LoadStore, regs: RegisterView, access: MemoryAccess, addr: int, vregs: dict[int, int]
+) -> None:
+    """LD1-4/ST1-4: multiple structures, one lane, or replicated (Arm ARM pseudocode)."""
+    st = ls.structure
+    assert st is not None
+    ebytes = ls.size
+    bits = 8 * ebytes
+    emask = (1 << bits) - 1
+    elements = (16 if st.q else 8) // ebytes
+
+    def current(n: int) -> int:
+        return vregs[n] if n in vregs else regs.v(n) & _MASK128
+
+    if st.replicate:
+        for s in range(st.selem):
+            element = _read(access, addr, ebytes)
+            addr += ebytes
+            vregs[(ls.rt + s) % 32] = sum(element << (bits * i) for i in range(elements))
+    elif st.lane is not None:
+        shift = bits * st.lane
+        for s in range(st.selem):
+            n = (ls.rt + s) % 32
+            if ls.is_read:
+                element = _read(access, addr, ebytes)
+                vregs[n] = (current(n) & ~(emask << shift) & _MASK128) | (element << shift)
+            else:
+                _write(access, addr, ebytes, (current(n) >> shift) & emask)
+            addr += ebytes
+    else:
+        # Loads write whole registers: the elements loaded, and zero above 64 bits when Q=0.
+        loaded: dict[int, int] = {}
+        for r in range(st.nregs // st.selem):
+            for e in range(elements):
+                for s in range(st.selem):
+                    n = (ls.rt + r + s) % 32
+                    if ls.is_read:
+                        element = _read(access, addr, ebytes)
+                        loaded[n] = loaded.get(n, 0) | (element << (bits * e))
+                    else:
+                        _write(access, addr, ebytes, (current(n) >> (bits * e)) & emask)
+                    addr += ebytes
+        vregs.update(loaded)
 
 
 def _emulate_atomic(
