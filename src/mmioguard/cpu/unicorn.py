@@ -336,50 +336,46 @@ class UnicornVcpu:
         )
         self.uc.emu_stop()
 
-    def _install_intr_hook(self) -> None:
-        vcpu = self.vcpu
-        on_hvc = vcpu.on_hvc
-        on_exception = vcpu.on_exception
-
-        def intr(handle: int, number: int, user: int) -> None:
-            try:
-                if number == 11:
-                    on_hvc()
-                else:
-                    on_exception(number)
-            except Exception as exc:
-                self._fail("the hypercall/exception handler", exc)
-
-        cb = HOOK_INTR_CFUNC(intr)
-        self._keep.append(cb)
+    def _hook_add(
+        self, kind: int, callback: Any, user_data: Any, begin: int, end: int, what: str
+    ) -> None:
         hook = ctypes.c_size_t()
         err = uclib.uc_hook_add(
             self._handle,
             ctypes.byref(hook),
-            UC_HOOK_INTR,
-            ctypes.cast(cb, ctypes.c_void_p),
-            None,
-            ctypes.c_uint64(1),
-            ctypes.c_uint64(0),
+            kind,
+            callback,
+            user_data,
+            ctypes.c_uint64(begin),
+            ctypes.c_uint64(end),
         )
         if err != C.UC_ERR_OK:
-            raise BackendError(f"cannot install the interrupt hook: error {err}")
+            raise BackendError(f"cannot install {what}: error {err}")
+
+    def _intr(self, number: int) -> None:
+        """Every interrupt the emulator (or the native module) hands to Python."""
+        try:
+            if number == 11:
+                self.vcpu.on_hvc()
+            else:
+                self.vcpu.on_exception(number)
+        except Exception as exc:
+            self._fail("the hypercall/exception handler", exc)
+
+    def _install_intr_hook(self) -> None:
+        intr = self._intr
+
+        def hook(handle: int, number: int, user: int) -> None:
+            intr(number)
+
+        cb = HOOK_INTR_CFUNC(hook)
+        self._keep.append(cb)
+        self._hook_add(UC_HOOK_INTR, ctypes.cast(cb, ctypes.c_void_p), None, 1, 0,
+                       "the interrupt hook")
 
     def _install_native(self, native: NativeSetup) -> None:
         vcpu = self.vcpu
-        on_hvc = vcpu.on_hvc
-        on_exception = vcpu.on_exception
-
-        def intr(number: int) -> None:
-            try:
-                if number == 11:
-                    on_hvc()
-                else:
-                    on_exception(number)
-            except Exception as exc:
-                self._fail("the hypercall/exception handler", exc)
-
-        nv = NativeVcpu(native.lib, self._handle, native.guard, intr)
+        nv = NativeVcpu(native.lib, self._handle, native.guard, self._intr)
         self._native_vcpu = nv
         traced = vcpu.vm.tracer is not None
         # With a trace, every access and call goes to Python, which records it.
@@ -389,23 +385,14 @@ class UnicornVcpu:
         nv.set_hypercalls(
             profile.feature_bitmap(), [c.fid for c in profile.calls if c.op is GuardOp.INFO]
         )
+
         def on_decode(pc: int, insn: Insn) -> None:
             nv.cache_put(pc, insn.fast, insn.size, insn.is_write)
 
         vcpu.on_decode = on_decode
         vcpu.on_cache_clear = nv.cache_clear
-        hook = ctypes.c_size_t()
-        err = uclib.uc_hook_add(
-            self._handle,
-            ctypes.byref(hook),
-            UC_HOOK_INTR,
-            ctypes.c_void_p(native.lib.intr_ptr),
-            ctypes.c_void_p(nv.handle),
-            ctypes.c_uint64(1),
-            ctypes.c_uint64(0),
-        )
-        if err != C.UC_ERR_OK:
-            raise BackendError(f"cannot install the native interrupt hook: error {err}")
+        self._hook_add(UC_HOOK_INTR, ctypes.c_void_p(native.lib.intr_ptr),
+                       ctypes.c_void_p(nv.handle), 1, 0, "the native interrupt hook")
 
     def _install_pc_sync(self) -> None:
         """Make Unicorn keep PC exact at every load and store.
@@ -421,18 +408,8 @@ class UnicornVcpu:
         else:
             callback = ctypes.cast(ctypes.CDLL(None).abs, ctypes.c_void_p)
         for kind in (C.UC_HOOK_MEM_READ, C.UC_HOOK_MEM_WRITE):
-            hook = ctypes.c_size_t()
-            err = uclib.uc_hook_add(
-                self._handle,
-                ctypes.byref(hook),
-                kind,
-                callback,
-                None,
-                ctypes.c_uint64(DEVICE_SPACE[0]),
-                ctypes.c_uint64(DEVICE_SPACE[1] - 1),
-            )
-            if err != C.UC_ERR_OK:
-                raise BackendError(f"cannot install the PC synchronisation hook: error {err}")
+            self._hook_add(kind, callback, None, DEVICE_SPACE[0], DEVICE_SPACE[1] - 1,
+                           "the PC synchronisation hook")
 
     def map_device(
         self,
@@ -502,18 +479,8 @@ class UnicornVcpu:
 
         cb = HOOK_MEM_ACCESS_CFUNC(on_write)
         self._keep.append(cb)
-        hook = ctypes.c_size_t()
-        err = uclib.uc_hook_add(
-            self._handle,
-            ctypes.byref(hook),
-            C.UC_HOOK_MEM_WRITE,
-            ctypes.cast(cb, ctypes.c_void_p),
-            None,
-            ctypes.c_uint64(begin),
-            ctypes.c_uint64(end),
-        )
-        if err != C.UC_ERR_OK:
-            raise BackendError(f"cannot watch writes at {begin:#x}: error {err}")
+        self._hook_add(C.UC_HOOK_MEM_WRITE, ctypes.cast(cb, ctypes.c_void_p), None, begin, end,
+                       f"the write watch at {begin:#x}")
 
     def _map_native(
         self,
