@@ -149,13 +149,18 @@ def test_guard_state_is_per_vm(setting: Setting) -> None:
     run_and_check("conf_vm_wide", setting)
 
 
+@pytest.mark.parametrize("setting", settings_of("conf_profiles"))
+def test_profiles_from_their_own_guests(setting: Setting) -> None:
+    run_and_check("conf_profiles", setting)
+
+
 def test_every_conformance_guest_has_a_test() -> None:
     from mmioguard.guests.build import guest_names
 
     tested = {
         "conf_discovery", "conf_info", "conf_map_unmap", "conf_abort_el1", "conf_abort_el0",
         "conf_isv0", "conf_nisv", "conf_straddle", "conf_fetch", "conf_refcount",
-        "conf_signext", "conf_reset", "conf_vm_wide",
+        "conf_signext", "conf_reset", "conf_vm_wide", "conf_profiles",
     }
     on_disk = {n for n in guest_names() if n.startswith("conf_")}
     assert on_disk == {g.name for g in GUESTS} == tested

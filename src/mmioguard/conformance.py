@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
+from mmioguard.abi.profiles import LINUX, PKVM
 from mmioguard.guests.build import GuestBuildError, build_guest
 from mmioguard.hyp.config import NisvPolicy, VmConfig
 from mmioguard.vmm.virt import ExitStatus, MachineOptions, Outcome, VirtMachine
@@ -241,6 +242,15 @@ def _info_trace(run: GuestRun) -> list[str]:
     if names[i - 4 : i + 1] != want:
         return [f"trace: guard_init's calls were {names[max(i - 4, 0) : i + 1]}, want {want}"]
     return []
+
+
+def _profiles_trace(run: GuestRun) -> list[str]:
+    """The RTC read made while its granule was unmapped got the guard's abort (the RTC is
+    also read, and forwarded, while mapped or before enrollment)."""
+    if not any(_int(e, "esr") == ESR_DABT_EL1 and _int(e, "far") == RTC
+               for e in _guard_aborts(run)):
+        return [f"trace: no guard abort with ESR {ESR_DABT_EL1:#x} and FAR {RTC:#x}"]
+    return _expect_forwarded(run, [RTC])
 
 
 def _map_unmap_trace(run: GuestRun) -> list[str]:
@@ -551,6 +561,15 @@ GUESTS: tuple[ConformanceGuest, ...] = (
         "3: enrollment and mappings are per VM, shared by all vCPUs",
         (Setting("smp=2", vm=(("smp", 2),)),),
         (_vm_wide_trace,),
+    ),    ConformanceGuest(
+        "conf_profiles",
+        "7: the pkvm and linux profiles from guests written against them: numbers, feature "
+        "bitmap, errors, enrollment (explicit, or by the first successful MMIO_GUARD)",
+        (
+            Setting("pkvm", (("PROFILE", 0),), (("profile", PKVM),)),
+            Setting("linux", (("PROFILE", 1),), (("profile", LINUX),)),
+        ),
+        (_profiles_trace,),
     ),
 )
 
