@@ -184,7 +184,7 @@ class UnicornVcpu:
         self._reg_write = _raw_reg_write()
         self._wbuf = ctypes.c_uint64()
         self._wref = ctypes.byref(self._wbuf)
-        self._batches: dict[tuple[Reg, ...], _Batch] = {}
+        self._plans: dict[tuple[Reg, ...], tuple[_Batch | None, tuple[Reg, ...]]] = {}
         self._cp_reg = _CpReg()
         self._cp_ref = ctypes.byref
         uc.reg_write(A.UC_ARM64_REG_CP_REG, (*_SCR_EL3, _SCR_HCE_RW))
@@ -227,12 +227,21 @@ class UnicornVcpu:
         cp.val = value
         self._reg_write(self._handle, A.UC_ARM64_REG_CP_REG, self._cp_ref(cp))
 
+    def _plan(self, regs: tuple[Reg, ...]) -> tuple[_Batch | None, tuple[Reg, ...]]:
+        """The batch call for the plain registers of ``regs`` and its system registers,
+        worked out once per register tuple (the exception path reuses a few tuples)."""
+        plan = self._plans.get(regs)
+        if plan is None:
+            plain = [r for r in regs if r not in _CP]
+            batch = _Batch(self._handle, [_UC[r] for r in plain]) if plain else None
+            plan = self._plans[regs] = (batch, tuple(r for r in regs if r in _CP))
+        return plan
+
     def get_many(self, regs: Sequence[Reg]) -> list[int]:
-        if any(r in _CP for r in regs):
-            return [self.get(r) for r in regs]
-        batch = self._batches.get(tuple(regs))
-        if batch is None:
-            batch = self._batches[tuple(regs)] = _Batch(self._handle, [_UC[r] for r in regs])
+        key = tuple(regs)
+        batch, system = self._plan(key)
+        if system or batch is None:
+            return [self.get(r) for r in key]
         return batch.read()
 
     def set_many(self, values: Mapping[Reg, int]) -> None:
@@ -241,16 +250,14 @@ class UnicornVcpu:
         A system-register write also refreshes Unicorn's cached PSTATE flags, so PSTATE goes
         in the batch and is refreshed by the writes that follow (or explicitly).
         """
-        plain = tuple(r for r in values if r not in _CP)
-        if plain:
-            batch = self._batches.get(plain)
-            if batch is None:
-                batch = self._batches[plain] = _Batch(self._handle, [_UC[r] for r in plain])
-            batch.write([values[r] & 0xFFFF_FFFF_FFFF_FFFF for r in plain])
-        system = [r for r in values if r in _CP]
+        batch, system = self._plan(tuple(values))
+        if batch is not None:
+            batch.write(
+                [v & 0xFFFF_FFFF_FFFF_FFFF for r, v in values.items() if r not in _CP]
+            )
         for reg in system:
             self._write_cp(_CP[reg], values[reg] & 0xFFFF_FFFF_FFFF_FFFF)
-        if Reg.PSTATE in values and not system:
+        if not system and Reg.PSTATE in values:
             self._reg_read(self._handle, A.UC_ARM64_REG_TPIDR_EL1, self._pc_ref)
             self._write_cp(_TPIDR_EL1, self._pc_buf.value)
 
