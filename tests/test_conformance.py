@@ -186,3 +186,29 @@ def test_suite_summary_reports_a_failing_run(monkeypatch: pytest.MonkeyPatch) ->
     assert "guest" in text and "settings" in text and "passed" in text and "time" in text
     assert "conf_signext  default" in text and "FAIL" in text
     assert "2 runs of 1 guests" in text and "1 runs passed, 1 failed" in text
+
+
+def _untraced_settings() -> list[tuple[conformance.ConformanceGuest, conformance.Setting]]:
+    return [
+        (guest, setting)
+        for guest in conformance.GUESTS
+        for setting in guest.settings
+        if not setting.traced
+    ]
+
+
+@pytest.mark.parametrize(
+    ("guest", "setting"),
+    _untraced_settings(),
+    ids=[f"{g.name}-{s.label}" for g, s in _untraced_settings()],
+)
+def test_native_and_pure_python_agree(
+    guest: conformance.ConformanceGuest, setting: conformance.Setting
+) -> None:
+    """Differential: the same untraced run with the native fast path and without it."""
+    native = conformance.run_guest(guest, setting, native=True)
+    pure = conformance.run_guest(guest, setting, native=False)
+    assert native.output == pure.output
+    assert native.outcome.status == pure.outcome.status
+    assert native.outcome.reason == pure.outcome.reason
+    assert native.machine.backends[0].gprs() == pure.machine.backends[0].gprs()
