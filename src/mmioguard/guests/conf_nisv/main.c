@@ -32,39 +32,7 @@
 #define V2 0x2222222222222222UL
 #define M1 0xffffffffffffffffUL
 
-struct after {
-	u64 x12, x13, x11, d0, d1;
-};
-
-typedef void access_fn(u64 base, u64 value, u64 value2, struct after *out);
-
-#define DECLARE(name) access_fn name; extern char name##_insn[]
-DECLARE(a_ldp_x);
-DECLARE(a_ldp_w);
-DECLARE(a_ldpsw);
-DECLARE(a_ldnp);
-DECLARE(a_stp_x);
-DECLARE(a_stp_w);
-DECLARE(a_ldr_post);
-DECLARE(a_ldr_pre);
-DECLARE(a_ldrb_post);
-DECLARE(a_str_post);
-DECLARE(a_str_pre_neg);
-DECLARE(a_ldp_post);
-DECLARE(a_ldxr);
-DECLARE(a_ldaxr_x);
-DECLARE(a_ldxp);
-DECLARE(a_ldadd);
-DECLARE(a_swp);
-DECLARE(a_cas);
-DECLARE(a_stadd);
-DECLARE(a_ldr_s);
-DECLARE(a_ldr_d);
-DECLARE(a_str_s);
-DECLARE(a_ldp_s);
-DECLARE(a_ld1);
-DECLARE(a_st1);
-DECLARE(b_ldr_w);
+#include "access_forms.h"
 
 #define RTC(off) (RTC_BASE + (off))
 /* PL031 ID registers: 0xfe0.. = 0x31 0x10 0x14 0x00 0x0d 0xf0 0x05 0xb1. */
