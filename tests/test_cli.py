@@ -110,3 +110,10 @@ def test_audit_mode_lists_missing_maps(tmp_path: Path) -> None:
         + lines[0].split("first PC ")[1].split(",")[0]
         + ", 1 access(es); the guest is missing a MAP of it"
     ]
+
+
+def test_bad_image_leaves_no_trace_file(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    done = mmioguard("run", str(tmp_path / "missing.elf"), "--trace", str(trace))
+    assert done.returncode == 2
+    assert not trace.exists()

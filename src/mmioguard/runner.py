@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from mmioguard.hyp.config import GuardMode, VmConfig
@@ -50,6 +51,11 @@ def run_guest(image: str, args: argparse.Namespace, config: VmConfig, err: TextI
             machine = VirtMachine(options, _console, warn, tracer)
         except (ImageError, BusError) as exc:
             print(f"mmioguard run: {exc}", file=err)
+            if tracer is not None:
+                # Nothing ran: leave no empty trace behind to be mistaken for a run's.
+                tracer.close()
+                tracer = None
+                Path(args.trace).unlink(missing_ok=True)
             return int(ExitStatus.USAGE)
         outcome = machine.run()
     finally:
