@@ -31,7 +31,9 @@ from mmioguard.abi.profiles import GuardOp
 from mmioguard.arch.exception import BOOT_PSTATE
 from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg
 from mmioguard.hyp.exits import GuestStop
+from mmioguard.hyp.timer import TIMER_REGS
 from mmioguard.native import NativeGuard, NativeLib, NativeRegion, NativeVcpu
+from mmioguard.native.timer import NativeClock, NativeTimer
 
 if TYPE_CHECKING:
     from mmioguard.hyp.memory import MemorySlot
@@ -142,10 +144,17 @@ class _Batch:
 
 @dataclass(frozen=True)
 class NativeSetup:
-    """The native fast path of one VM: the loaded module and the C copy of the guard."""
+    """The native fast path of one VM: the loaded module, the C copy of the guard, the clock."""
 
     lib: NativeLib
     guard: NativeGuard
+    clock: NativeClock
+
+
+# uc_cb_insn_sys_t: (uc, Xt register id, const uc_arm64_cp_reg *, user data) -> skip?
+_HOOK_SYS_CFUNC = ctypes.CFUNCTYPE(
+    ctypes.c_uint32, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p
+)
 
 
 class UnicornVcpu:
@@ -178,6 +187,12 @@ class UnicornVcpu:
         else:
             self._install_native(native)
         self._install_pc_sync()
+        self.native_timer = native is not None
+        self._timer: NativeTimer | None = None
+        if native is not None:
+            self._install_native_timer(native.clock)
+        else:
+            self._install_timer_hooks()
         self._pc_buf = ctypes.c_uint64()
         self._pc_ref = ctypes.byref(self._pc_buf)
         self._reg_read = _raw_reg_read()
@@ -344,7 +359,8 @@ class UnicornVcpu:
         self.uc.emu_stop()
 
     def _hook_add(
-        self, kind: int, callback: Any, user_data: Any, begin: int, end: int, what: str
+        self, kind: int, callback: Any, user_data: Any, begin: int, end: int, what: str,
+        *extra: Any,
     ) -> None:
         hook = ctypes.c_size_t()
         err = uclib.uc_hook_add(
@@ -355,6 +371,7 @@ class UnicornVcpu:
             user_data,
             ctypes.c_uint64(begin),
             ctypes.c_uint64(end),
+            *extra,
         )
         if err != C.UC_ERR_OK:
             raise BackendError(f"cannot install {what}: error {err}")
@@ -417,6 +434,79 @@ class UnicornVcpu:
         for kind in (C.UC_HOOK_MEM_READ, C.UC_HOOK_MEM_WRITE):
             self._hook_add(kind, callback, None, DEVICE_SPACE[0], DEVICE_SPACE[1] - 1,
                            "the PC synchronisation hook")
+
+    # -- the virtual timer ------------------------------------------------------------------
+
+    def _install_native_timer(self, clock: NativeClock) -> None:
+        """MRS/MSR of the timer registers and the block hook, all in C (mgtimer.c)."""
+        timer = NativeTimer(clock, self._handle)
+        self._timer = timer
+        self._keep.append(timer)
+        user = ctypes.c_void_p(timer.handle)
+        self._hook_add(C.UC_HOOK_INSN, ctypes.c_void_p(clock.mrs_ptr), user, 1, 0,
+                       "the MRS hook", ctypes.c_int(A.UC_ARM64_INS_MRS))
+        self._hook_add(C.UC_HOOK_INSN, ctypes.c_void_p(clock.msr_ptr), user, 1, 0,
+                       "the MSR hook", ctypes.c_int(A.UC_ARM64_INS_MSR))
+        self._hook_add(C.UC_HOOK_BLOCK, ctypes.c_void_p(clock.block_ptr), user, 1, 0,
+                       "the block hook")
+
+    def _install_timer_hooks(self) -> None:
+        """The pure-Python path: every MRS and MSR reaches Python, which answers the timer's."""
+        vcpu = self.vcpu
+        regs = TIMER_REGS
+        from_address = _CpReg.from_address
+        raw_write = _raw_reg_write()
+        value_buf = ctypes.c_uint64()
+        value_ref = ctypes.byref(value_buf)
+        handle = self._handle
+
+        def on_mrs(_h: int, reg: int, cp_ptr: int, _u: int) -> int:
+            cp = from_address(cp_ptr)
+            which = regs.get((cp.crn, cp.crm, cp.op0, cp.op1, cp.op2))
+            if which is None:
+                return 0
+            try:
+                value_buf.value = vcpu.timer_read(which)
+            except Exception as exc:
+                self._fail("the timer", exc)
+                return 0
+            raw_write(handle, reg, value_ref)
+            return 1
+
+        def on_msr(_h: int, _reg: int, cp_ptr: int, _u: int) -> int:
+            cp = from_address(cp_ptr)
+            which = regs.get((cp.crn, cp.crm, cp.op0, cp.op1, cp.op2))
+            if which is None:
+                return 0
+            try:
+                return 1 if vcpu.timer_write(which, int(cp.val)) else 0
+            except Exception as exc:
+                self._fail("the timer", exc)
+                return 0
+
+        mrs = _HOOK_SYS_CFUNC(on_mrs)
+        msr = _HOOK_SYS_CFUNC(on_msr)
+        self._keep += [mrs, msr]
+        self._hook_add(C.UC_HOOK_INSN, ctypes.cast(mrs, ctypes.c_void_p), None, 1, 0,
+                       "the MRS hook", ctypes.c_int(A.UC_ARM64_INS_MRS))
+        self._hook_add(C.UC_HOOK_INSN, ctypes.cast(msr, ctypes.c_void_p), None, 1, 0,
+                       "the MSR hook", ctypes.c_int(A.UC_ARM64_INS_MSR))
+
+    def timer_state(self) -> tuple[int, int, int]:
+        assert self._timer is not None
+        return self._timer.get()
+
+    def set_timer_state(self, ctl: int, cval: int) -> None:
+        if self._timer is not None:
+            self._timer.set(ctl, cval)
+
+    def timer_control(self, armed: bool, watch_unmask: bool) -> None:
+        if self._timer is not None:
+            self._timer.control(armed, watch_unmask)
+
+    def request_stop_soon(self) -> None:
+        if self._timer is not None:
+            self._timer.request_stop()
 
     def map_device(
         self,

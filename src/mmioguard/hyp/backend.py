@@ -50,6 +50,9 @@ MmioWrite = Callable[[int, int, int, int], None]
 
 class VcpuBackend(Protocol):
     index: int
+    # The backend answers the virtual timer's registers itself (the native path); otherwise
+    # it calls the vCPU's timer_read/timer_write from its MRS/MSR hooks.
+    native_timer: bool
 
     def get(self, reg: Reg) -> int: ...
 
@@ -98,4 +101,19 @@ class VcpuBackend(Protocol):
 
     def watch_writes(self, begin: int, end: int, callback: Callable[[int, int, int], None]) -> None:
         """Call ``callback(pc, address, size)`` before each guest write in [begin, end]."""
+        ...
+
+    def timer_state(self) -> tuple[int, int, int]:
+        """Native timer: (CNTV_CTL, CNTV_CVAL, why it stopped the emulator since last asked)."""
+        ...
+
+    def set_timer_state(self, ctl: int, cval: int) -> None: ...
+
+    def timer_control(self, armed: bool, watch_unmask: bool) -> None:
+        """Native timer: stop at the first block after the deadline (armed) or where the
+        guest has unmasked IRQs (watch_unmask)."""
+        ...
+
+    def request_stop_soon(self) -> None:
+        """Stop at the next block boundary, a clean point (no-op without a native timer)."""
         ...

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mmioguard.abi.profiles import KVM_V2, Profile
+from mmioguard.hyp.timer import ClockConfig
 
 
 class NisvPolicy(enum.Enum):
@@ -47,6 +48,8 @@ class VmConfig:
     smp: int = 1
     # How many identical exceptions at one PC, with identical registers, make a loop.
     exception_loop_limit: int = 64
+    # The guest counter: host time, or deterministic (--icount).
+    clock: ClockConfig = field(default_factory=ClockConfig)
 
     def __post_init__(self) -> None:
         if self.granule not in GRANULES.values():

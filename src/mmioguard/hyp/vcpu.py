@@ -16,6 +16,7 @@ from mmioguard.abi.smccc import NOT_SUPPORTED
 from mmioguard.arch import esr as E
 from mmioguard.arch.decode import LoadStore, NotEmulable, decode, effective_address, emulate
 from mmioguard.arch.exception import (
+    PSTATE_I,
     PSTATE_SP,
     VectorKind,
     current_el,
@@ -31,6 +32,7 @@ from mmioguard.arch.pagetable import (
 from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg, VcpuBackend
 from mmioguard.hyp.exits import Exit, GuestStop, Halted, SliceEnd, SystemEvent
 from mmioguard.hyp.mmio import AbortAccess, StopAccess, Verdict, decide
+from mmioguard.hyp.timer import TICK_NS, VIRTUAL_TIMER_PPI, ClockMode, TimerReg, VirtualTimer
 
 if TYPE_CHECKING:
     from mmioguard.hyp.vm import Vm
@@ -45,6 +47,12 @@ EXCP_HVC = 11
 EXCP_SMC = 13
 
 INSN_WFI = 0xD503207F
+
+# Without a native block hook, a pure-Python run cannot be stopped at a clean point when a
+# deadline passes or the guest unmasks IRQs: it runs in counted slices of this many
+# instructions while that matters (counted slices are slower, see docs/unicorn.md).
+PY_TIMER_SLICE = 20_000
+PY_UNMASK_SLICE = 500
 BRK_MASK, BRK_BITS = 0xFFE0001F, 0xD4200000
 
 
@@ -158,6 +166,13 @@ class Vcpu:
         self._loop_regs: list[int] = []
         self._loop_count = 0
         self.exceptions_injected = 0
+        self.interrupts_taken = 0
+        self.timer = VirtualTimer()
+        # Why the native timer stopped the emulator, gathered at each sync.
+        self._stop_reasons = 0
+        # The IRQ line was high but PSTATE.I masked it at the last look.
+        self._masked_pending = False
+        self._timer_level = False
 
     def attach(self, backend: VcpuBackend) -> None:
         self.backend = backend
@@ -174,6 +189,11 @@ class Vcpu:
         self._write_split = None
         self._clear_insn_cache()
         self._loop_key = None
+        self.timer.reset()
+        self.backend.set_timer_state(0, 0)
+        self._stop_reasons = 0
+        self._masked_pending = False
+        self._timer_level = False
 
     def power_on(self, pc: int, context: int) -> None:
         self.powered_on = True
@@ -191,11 +211,13 @@ class Vcpu:
     def run(self, count: int = 0) -> Exit:
         """Run guest code until something the VMM must handle; ``count`` bounds the slice."""
         backend = self.backend
+        interrupts = self.vm.interrupts is not None
         while True:
             self.pending = None
             self._saved = None
+            run_count = self._service_interrupts(count) if interrupts else count
             pc = backend.get(Reg.PC)
-            fault = backend.run(pc, count)
+            fault = backend.run(pc, run_count)
             pending = self.pending
             if pending is not None:
                 self.pending = None
@@ -215,10 +237,121 @@ class Vcpu:
                 if stop is not None:
                     return stop
             else:
+                if interrupts:
+                    self.sync_timer()
+                    if self._stop_reasons:
+                        # The native timer stopped at a block boundary: deliver and go on.
+                        self._stop_reasons = 0
+                        if count == 0:
+                            continue
+                        return SliceEnd(self.index)
                 pc = backend.get(Reg.PC)
                 if self._word_at(pc - 4) == INSN_WFI:
+                    if interrupts and self.wake_pending():
+                        continue  # an interrupt is already pending: WFI completes at once
                     return Halted(self.index, powered_off=False)
+                if run_count:
+                    self.vm.clock.add_instructions(run_count)
+                if interrupts and run_count and count == 0:
+                    continue  # the slice the pure-Python path bounded itself ended
                 return SliceEnd(self.index)
+
+    # -- interrupts and the virtual timer ------------------------------------------------------
+
+    def timer_read(self, reg: TimerReg) -> int:
+        """MRS of a timer register (the pure-Python path's hook)."""
+        return self.timer.read(reg, self.vm.clock.now())
+
+    def timer_write(self, reg: TimerReg, value: int) -> bool:
+        """MSR of a timer register; False leaves the instruction to the emulator."""
+        return self.timer.write(reg, value, self.vm.clock.now())
+
+    def sync_timer(self) -> bool:
+        """Bring the timer's output to its PPI (native: read the C state first); the level."""
+        timer = self.timer
+        backend = self.backend
+        if backend.native_timer:
+            timer.ctl, timer.cval, reasons = backend.timer_state()
+            self._stop_reasons |= reasons
+        level = timer.output(self.vm.clock.now())
+        interrupts = self.vm.interrupts
+        if interrupts is not None:
+            interrupts.set_ppi_level(self.index, VIRTUAL_TIMER_PPI, level)
+        self._timer_level = level
+        return level
+
+    def wake_pending(self) -> bool:
+        """Whether an interrupt is signalled to this vCPU (what ends a WFI, masked or not)."""
+        interrupts = self.vm.interrupts
+        if interrupts is None:
+            return False
+        self.sync_timer()
+        return interrupts.irq_pending(self.index)
+
+    def next_timer_event(self) -> int | None:
+        """The counter value at which this vCPU's timer will interrupt, if it is armed."""
+        if self.sync_timer():
+            return self.vm.clock.now()
+        return self.timer.deadline()
+
+    def device_raised_interrupt(self) -> None:
+        """A device access changed what the interrupt controller signals to this vCPU.
+
+        Stopping inside the access would make Unicorn replay the instruction, so the native
+        path stops at the next block boundary; the pure-Python path sees it at its next stop.
+        """
+        self.backend.request_stop_soon()
+
+    def _service_interrupts(self, count: int) -> int:
+        """Before guest code runs again: drive the timer PPI, take a signalled IRQ if PSTATE.I
+        allows it, and say when to stop next. Returns the instruction count to run."""
+        interrupts = self.vm.interrupts
+        assert interrupts is not None
+        level = self.sync_timer()
+        masked = False
+        if interrupts.irq_pending(self.index):
+            if self.backend.get(Reg.PSTATE) & PSTATE_I:
+                masked = True
+            else:
+                self._enter_irq()
+        self._masked_pending = masked
+        backend = self.backend
+        if backend.native_timer:
+            backend.timer_control(armed=not level, watch_unmask=masked)
+            return count
+        bound = 0
+        if masked:
+            bound = PY_UNMASK_SLICE
+        else:
+            deadline = self.timer.deadline()
+            if deadline is not None and not level:
+                bound = PY_TIMER_SLICE
+                clock = self.vm.clock
+                if clock.config.mode is ClockMode.ICOUNT:
+                    ns = max(deadline - clock.now(), 1) * TICK_NS
+                    bound = min(bound, max(ns >> clock.config.shift, 1))
+        if bound == 0:
+            return count
+        return min(count, bound) if count else bound
+
+    def _enter_irq(self) -> None:
+        """IRQ exception entry to EL1 (no syndrome): ELR is the next instruction to run."""
+        backend = self.backend
+        pc, pstate, vbar, sp, sp_el1 = backend.get_many(
+            (Reg.PC, Reg.PSTATE, Reg.VBAR_EL1, Reg.SP, Reg.SP_EL1)
+        )
+        entry = enter(pstate, pc, vbar, VectorKind.IRQ)
+        values = {Reg.ELR_EL1: entry.elr, Reg.PC: entry.pc}
+        if entry.bank_sp_el0:
+            values[Reg.SP_EL0] = sp
+            values[Reg.SP] = sp_el1
+        values[Reg.PSTATE] = entry.pstate
+        values[Reg.SPSR_EL1] = entry.spsr
+        backend.set_many(values)
+        self.interrupts_taken += 1
+        vm = self.vm
+        if vm.tracer is not None:
+            vm.trace("irq", self, elr=pc, spsr=pstate, vector=entry.pc)
 
     def _unidentified(self, pc: int, pa: int, word: int) -> GuestStop:
         """The instruction at the reported PC cannot have made this device access.

@@ -13,6 +13,7 @@ from mmioguard.hyp.guard import GuardState
 from mmioguard.hyp.memory import PhysMemory
 from mmioguard.hyp.mmio import AbortAccess, StopAccess
 from mmioguard.hyp.smccc import Hypercalls, Result
+from mmioguard.hyp.timer import GuestClock, PyClock
 from mmioguard.hyp.vcpu import Vcpu
 
 
@@ -26,6 +27,14 @@ class Device(Protocol):
 
 class DeviceLookup(Protocol):
     def lookup(self, addr: int) -> tuple[int, Device] | None: ...
+
+
+class InterruptController(Protocol):
+    """What the vCPUs need of the VMM's interrupt controller (a GICv2 here)."""
+
+    def irq_pending(self, cpu: int) -> bool: ...
+
+    def set_ppi_level(self, cpu: int, ppi: int, level: bool) -> None: ...
 
 
 class Tracer(Protocol):
@@ -52,6 +61,9 @@ class Vm:
         self._warn = warn
         self._disassemble = disassemble
         self.guard = GuardState(config.granule)
+        # The VMM replaces these when it models an interrupt controller or a native clock.
+        self.clock: GuestClock = PyClock(config.clock)
+        self.interrupts: InterruptController | None = None
         self.hypercalls = Hypercalls(self)
         self.vcpus = [Vcpu(self, i) for i in range(config.smp)]
         self.unassigned_seen: set[int] = set()
@@ -61,6 +73,7 @@ class Vm:
         """PSCI SYSTEM_RESET: the guard forgets enrollment and every mapping."""
         self.guard.reset()
         self.unassigned_seen.clear()
+        self.clock.reset()
 
     # -- reports and trace ----------------------------------------------------------------
 

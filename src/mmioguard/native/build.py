@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 NATIVE_DIR = Path(__file__).resolve().parent
-SOURCES = ("mgnative.c",)
-HASHED = ("mgnative.c", "mgnative.h")
+SOURCES = ("mgnative.c", "mgtimer.c")
+HASHED = ("mgnative.c", "mgnative.h", "mgtimer.c", "mgtimer.h")
 
 CFLAGS: tuple[str, ...] = (
     "-shared",

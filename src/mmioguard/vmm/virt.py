@@ -18,12 +18,22 @@ from mmioguard.hyp.config import VmConfig
 from mmioguard.hyp.exits import GuestStop, Halted, SliceEnd, SystemEvent
 from mmioguard.hyp.exits import SystemEventKind as Sys
 from mmioguard.hyp.memory import MemorySlot, PhysMemory
+from mmioguard.hyp.timer import TICK_NS, ClockMode
+from mmioguard.hyp.vcpu import Vcpu
 from mmioguard.hyp.vm import Tracer, Vm
 from mmioguard.native import NativeGuard, load_native
+from mmioguard.native.timer import NativeClock
 from mmioguard.vmm.bus import MmioBus
+from mmioguard.vmm.device import MmioDevice
+from mmioguard.vmm.devices.gicv2 import VIRT_GICC_BASE, VIRT_GICD_BASE, GicV2
 from mmioguard.vmm.devices.pl011 import Pl011
 from mmioguard.vmm.devices.pl031 import Pl031
-from mmioguard.vmm.devicetree import MachineDescription, build_dtb
+from mmioguard.vmm.devicetree import (
+    GicDescription,
+    MachineDescription,
+    TimerDescription,
+    build_dtb,
+)
 from mmioguard.vmm.loader import ImageError, load_image
 
 MIB = 1 << 20
@@ -33,6 +43,12 @@ FLASH_SIZE = 64 * MIB
 UART_BASE = 0x0900_0000
 RTC_BASE = 0x0901_0000
 DEVICE_SIZE = 0x1000
+GIC_FRAME_SIZE = 0x1_0000
+UART_SPI = 1  # GIC interrupt ID 33, as on QEMU's virt board
+RTC_SPI = 2  # ID 34
+GIC_IRQS = 64
+# A WFI wait longer than this is cut into pieces, so the watchdog is heard.
+MAX_IDLE_SLEEP = 0.05
 # The device tree goes at the start of the last 2 MiB of RAM: out of the way of images
 # linked low, and inside one 2 MiB block as older arm64 kernels require.
 DTB_AREA = 2 * MIB
@@ -102,6 +118,45 @@ class _Watchdog:
         self._done.set()
 
 
+class _Signalling:
+    """A device whose accesses can change what the GIC signals to the accessing vCPU.
+
+    After each access the running vCPU is told if an interrupt is now signalled to it, so that
+    it stops at the next clean point and takes it; reads of the GIC's CPU interface first bring
+    the running vCPU's timer line up to date (the guest may have just masked or re-armed it).
+    """
+
+    def __init__(
+        self, device: MmioDevice, gic: GicV2, vcpus: list[Vcpu], sync_timer: bool = False
+    ) -> None:
+        self.name = device.name
+        self.size = device.size
+        self._device = device
+        self._gic = gic
+        self._vcpus = vcpus
+        self._sync = sync_timer
+
+    def read(self, offset: int, size: int) -> int:
+        gic = self._gic
+        cpu = gic.current_cpu
+        if self._sync:
+            self._vcpus[cpu].sync_timer()
+        value = self._device.read(offset, size)
+        if gic.irq_pending(cpu):
+            self._vcpus[cpu].device_raised_interrupt()
+        return value
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self._device.write(offset, size, value)
+        gic = self._gic
+        cpu = gic.current_cpu
+        if gic.irq_pending(cpu):
+            self._vcpus[cpu].device_raised_interrupt()
+
+    def reset(self) -> None:
+        self._device.reset()
+
+
 class VirtMachine:
     def __init__(
         self,
@@ -117,10 +172,11 @@ class VirtMachine:
         self.memory = PhysMemory()
         self.ram = self.memory.add(MemorySlot(RAM_BASE, options.memory, "ram"))
         self.bus = MmioBus()
-        self.uart = Pl011(console, on_unknown=warn)
-        self.rtc = Pl031(options.rtc_clock or time.time, on_unknown=warn)
-        self.bus.insert(UART_BASE, DEVICE_SIZE, self.uart)
-        self.bus.insert(RTC_BASE, DEVICE_SIZE, self.rtc)
+        self.gic = GicV2(num_cpus=config.smp, num_irqs=GIC_IRQS, on_unknown=warn)
+        self.uart = Pl011(console, irq=self.gic.line(32 + UART_SPI), on_unknown=warn)
+        self.rtc = Pl031(
+            options.rtc_clock or time.time, irq=self.gic.line(32 + RTC_SPI), on_unknown=warn
+        )
         regions = [(RAM_BASE, options.memory, "RAM")]
         self.image = load_image(options.image, regions, RAM_BASE, options.load_addr)
         self.initrd: bytes | None = None
@@ -131,6 +187,18 @@ class VirtMachine:
             except OSError as err:
                 raise ImageError(f"cannot read initrd {options.initrd}: {err.strerror}") from err
         self.vm = Vm(config, self.memory, self.bus, tracer, warn, disassembler())
+        self.vm.interrupts = self.gic
+        vcpus = self.vm.vcpus
+        self.bus.insert(
+            VIRT_GICD_BASE, GIC_FRAME_SIZE, _Signalling(self.gic.distributor, self.gic, vcpus)
+        )
+        self.bus.insert(
+            VIRT_GICC_BASE,
+            GIC_FRAME_SIZE,
+            _Signalling(self.gic.cpu_interface, self.gic, vcpus, sync_timer=True),
+        )
+        self.bus.insert(UART_BASE, DEVICE_SIZE, _Signalling(self.uart, self.gic, vcpus))
+        self.bus.insert(RTC_BASE, DEVICE_SIZE, _Signalling(self.rtc, self.gic, vcpus))
         native = self._native(options, warn)
         traced = tracer is not None
         self.backends: list[UnicornVcpu] = []
@@ -158,7 +226,9 @@ class VirtMachine:
             return None
         guard = NativeGuard(lib, options.vm.granule, capacity=options.vm.guard_capacity)
         self.vm.guard.mirror = guard
-        return NativeSetup(lib, guard)
+        clock = NativeClock(lib, options.vm.clock)
+        self.vm.clock = clock
+        return NativeSetup(lib, guard, clock)
 
     # -- boot -----------------------------------------------------------------------------
 
@@ -174,7 +244,16 @@ class VirtMachine:
             memory_size=self.options.memory,
             cpus=tuple(v.mpidr & 0xFF_00FF_FFFF for v in self.vm.vcpus),
             uart_base=UART_BASE,
+            uart_irq=UART_SPI,
             rtc_base=RTC_BASE,
+            rtc_irq=RTC_SPI,
+            gic=GicDescription(
+                dist_base=VIRT_GICD_BASE,
+                dist_size=GIC_FRAME_SIZE,
+                cpu_base=VIRT_GICC_BASE,
+                cpu_size=GIC_FRAME_SIZE,
+            ),
+            timer=TimerDescription(),
             bootargs=self.options.bootargs,
             initrd_start=initrd_range[0] if initrd_range else None,
             initrd_end=initrd_range[1] if initrd_range else None,
@@ -206,6 +285,7 @@ class VirtMachine:
         self.memory.write(self.dtb_addr, self.dtb)
         self.uart.reset()
         self.rtc.reset()
+        self.gic.reset()
         self.vm.reset()
         for vcpu in self.vm.vcpus:
             vcpu.powered_on = vcpu.index == 0
@@ -248,11 +328,16 @@ class VirtMachine:
         current = 0
         while True:
             vcpu = vcpus[current]
+            if vcpu.index in waiting and vcpu.wake_pending():
+                waiting.discard(vcpu.index)
             if not vcpu.powered_on or vcpu.index in waiting:
                 current = (current + 1) % len(vcpus)
                 if all(not v.powered_on or v.index in waiting for v in vcpus):
-                    return self._all_idle(waiting)
+                    idle = self._idle(waiting, watchdog)
+                    if idle is not None:
+                        return idle
                 continue
+            self.gic.current_cpu = vcpu.index
             count = SMP_SLICE if smp else 0
             if max_insns is not None:
                 count = min(count or max_insns, max(max_insns - executed, 1))
@@ -282,6 +367,31 @@ class VirtMachine:
                     waiting.add(vcpu.index)
                 current = (current + 1) % len(vcpus)
 
+    def _idle(self, waiting: set[int], watchdog: _Watchdog | None) -> Outcome | None:
+        """Every vCPU that is on waits in WFI: let time pass until the next timer event.
+
+        A deterministic clock jumps to it; a real one sleeps (in short pieces, so the
+        watchdog is heard). None: go on running.
+        """
+        events = [
+            event
+            for index in waiting
+            if (event := self.vm.vcpus[index].next_timer_event()) is not None
+        ]
+        if not events:
+            return self._all_idle(waiting)
+        target = min(events)
+        clock = self.vm.clock
+        if clock.config.mode is ClockMode.ICOUNT:
+            clock.skip_to(target)
+        else:
+            delay = (target - clock.now()) * TICK_NS / 1e9
+            if delay > 0:
+                time.sleep(min(delay, MAX_IDLE_SLEEP))
+        if watchdog is not None and watchdog.fired.is_set():
+            return Outcome(ExitStatus.LIMIT, f"--timeout {self.options.timeout:g}s reached")
+        return None
+
     def _all_idle(self, waiting: set[int]) -> Outcome:
         if not waiting:
             return Outcome(
@@ -294,7 +404,7 @@ class VirtMachine:
         return Outcome(
             ExitStatus.GUEST,
             "wfi-forever",
-            "every running vCPU waits for an interrupt (WFI) and this machine has no "
-            "interrupt source that could wake it",
+            "every running vCPU waits for an interrupt (WFI) and none can come: no virtual "
+            "timer is armed and no device interrupt is pending or enabled",
             self.resets,
         )
