@@ -14,6 +14,7 @@ from typing import NoReturn, TextIO
 
 from mmioguard.abi.profiles import PROFILES
 from mmioguard.hyp.config import GRANULES, GuardMode, NisvPolicy, UnassignedPolicy, VmConfig
+from mmioguard.hyp.timer import MAX_ICOUNT_SHIFT, ClockConfig, ClockMode
 
 USAGE_ERROR = 2
 RAM_BASE = 0x4000_0000
@@ -98,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--trace", metavar="FILE", help="write the JSON Lines trace to FILE")
 
+    linux = sub.add_parser(
+        "linux",
+        help="build (cached) and boot the project's Linux kernel and initramfs",
+        description="Boot the Linux 6.12 kernel (CONFIG_ARM_PKVM_GUEST) and the /init that "
+        "`mmioguard guests linux` builds, with their symbols for the trace. Under --profile "
+        "linux (the default) the kernel enrolls in the MMIO guard and maps every device it "
+        "ioremaps; /init then touches a page it never mapped and must get SIGBUS. Under "
+        "--profile kvm-v2 the kernel finds no guard and the same access reaches the VMM.",
+    )
+    add_run_options(linux, guest=False)
+    linux.add_argument("-j", "--jobs", type=positive, help="parallel make jobs for a build")
+
     guests = sub.add_parser(
         "guests",
         help="build guest images: 'linux' builds the kernel and initramfs (cached)",
@@ -125,20 +138,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_run_options(run: argparse.ArgumentParser) -> None:
-    run.add_argument("guest", metavar="GUEST", help="the guest image")
-    run.add_argument("--memory", type=parse_size, default=128 << 20, metavar="SIZE",
-                     help="guest RAM at 0x40000000 (default 128M)")
+LINUX_BOOTARGS = "console=ttyAMA0 panic=-1"
+
+
+def add_run_options(run: argparse.ArgumentParser, guest: bool = True) -> None:
+    if guest:
+        run.add_argument("guest", metavar="GUEST", help="the guest image")
+    memory = 128 if guest else 256
+    run.add_argument("--memory", type=parse_size, default=memory << 20, metavar="SIZE",
+                     help=f"guest RAM at 0x40000000 (default {memory}M)")
     run.add_argument("--smp", type=positive, default=1, metavar="N",
                      help="number of vCPUs, 1 to 8 (default 1)")
     run.add_argument("--granule", choices=list(GRANULES), default="4k",
                      help="MMIO guard protection granule (the host page size; default 4k)")
     run.add_argument("--ipa-bits", type=parse_int, default=40, metavar="N",
                      help="guest physical address bits, 32 to 52 (default 40)")
-    run.add_argument("--profile", choices=sorted(PROFILES), default="kvm-v2",
-                     help="hypercall ABI (default kvm-v2)")
-    run.add_argument("--append", default="", metavar="ARGS",
-                     help="kernel command line (/chosen/bootargs)")
+    profile = "kvm-v2" if guest else "linux"
+    run.add_argument("--profile", choices=sorted(PROFILES), default=profile,
+                     help=f"hypercall ABI (default {profile})")
+    bootargs = "" if guest else LINUX_BOOTARGS
+    run.add_argument("--append", default=bootargs, metavar="ARGS",
+                     help="kernel command line (/chosen/bootargs)"
+                     + (f"; default '{bootargs}' (no earlycon: its fixmap window is never "
+                        "ioremapped, so the guard aborts it once the kernel enrolls)"
+                        if bootargs else ""))
     run.add_argument("--nisv", choices=_choices(NisvPolicy), default="stop",
                      help="device accesses without a valid syndrome before enrollment: stop "
                      "the VM (KVM's default), tell the VMM (which injects an abort; ENROLL "
@@ -166,6 +189,13 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                      help="stop with status 3 after about N instructions")
     run.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                      help="stop with status 3 after SECONDS of wall-clock time")
+    run.add_argument("--icount", type=parse_int, metavar="SHIFT",
+                     help="deterministic time: the counter (CNTVCT_EL0) advances 2**SHIFT ns "
+                     "per instruction and skips idle time, so two runs read the same values "
+                     f"(SHIFT 0 to {MAX_ICOUNT_SHIFT}; default: host time)")
+    run.add_argument("--symbols", metavar="FILE",
+                     help="System.map or ELF file naming the guest's functions in the trace "
+                     "(an ELF guest's own symbols are used by default)")
 
 
 def vm_config(args: argparse.Namespace) -> VmConfig:
@@ -182,7 +212,15 @@ def vm_config(args: argparse.Namespace) -> VmConfig:
             f"mmioguard run: --memory {args.memory:#x} does not fit below the "
             f"{args.ipa_bits}-bit IPA limit"
         )
+    clock = ClockConfig()
+    if args.icount is not None:
+        if not 0 <= args.icount <= MAX_ICOUNT_SHIFT:
+            raise UsageError(
+                f"mmioguard run: --icount must be 0 to {MAX_ICOUNT_SHIFT}, not {args.icount}"
+            )
+        clock = ClockConfig(ClockMode.ICOUNT, args.icount)
     return VmConfig(
+        clock=clock,
         profile=PROFILES[args.profile],
         granule=GRANULES[args.granule],
         ipa_bits=args.ipa_bits,
@@ -222,6 +260,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, sys.stderr)
+    if args.command == "linux":
+        return _linux(args, sys.stderr)
     if args.command == "guests":
         from mmioguard.linux.build import main as linux_main
 
@@ -243,6 +283,26 @@ def _main(argv: Sequence[str] | None) -> int:
 
         return bench_main(json_output=args.json, quick=args.quick)
     raise UsageError(f"mmioguard: unknown command {args.command}")
+
+
+def _linux(args: argparse.Namespace, err: TextIO) -> int:
+    from mmioguard.linux.build import KernelBuildError, build_initramfs, build_kernel
+    from mmioguard.runner import run_guest
+
+    def log(line: str) -> None:
+        print(line, file=err, flush=True)
+
+    try:
+        image = build_kernel(jobs=args.jobs, log=log)
+        initramfs = build_initramfs(log=log)
+    except KernelBuildError as exc:
+        print(f"mmioguard linux: {exc}", file=err)
+        return 1
+    if args.initrd is None:
+        args.initrd = str(initramfs)
+    if args.symbols is None:
+        args.symbols = str(image.parent / "System.map")
+    return run_guest(str(image), args, vm_config(args), err)
 
 
 def _demo(args: argparse.Namespace, err: TextIO) -> int:

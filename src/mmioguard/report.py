@@ -40,7 +40,8 @@ def summarize_trace(path: str, out: TextIO) -> None:
     aborts: Counter[tuple[int, int]] = Counter()
     audit: Counter[tuple[int, int]] = Counter()
     mapped: set[int] = set()
-    timeline: list[tuple[int, str, int, int]] = []
+    # (first seq, call, first IPA, pages, mapped after, call chain)
+    timeline: list[tuple[int, str, int, int, int, str]] = []
     stop = None
     try:
         with open(path, encoding="utf-8") as f:
@@ -64,7 +65,17 @@ def summarize_trace(path: str, out: TextIO) -> None:
                             mapped.discard(ipa)
                         else:
                             mapped.add(ipa)
-                        timeline.append((event["seq"], name, ipa, len(mapped)))
+                        chain = " < ".join(c for c in event.get("callers") or [] if c)
+                        last = timeline[-1] if timeline else None
+                        if (
+                            last is not None
+                            and last[1] == name
+                            and last[5] == chain
+                            and last[2] + last[3] * 0x1000 == ipa
+                        ):
+                            timeline[-1] = (*last[:3], last[3] + 1, len(mapped), chain)
+                        else:
+                            timeline.append((event["seq"], name, ipa, 1, len(mapped), chain))
                 elif kind == "mmio" and str(event.get("verdict", "")).startswith("abort"):
                     aborts[(int(event["pc"], 16), int(event["addr"], 16) & ~0xFFF)] += 1
                 elif kind == "mmio" and event.get("verdict") == "audit":
@@ -77,11 +88,15 @@ def summarize_trace(path: str, out: TextIO) -> None:
     out.write("hypercalls (function, result: count)\n")
     for (name, result), count in sorted(calls.items()):
         out.write(f"  {name:<28} {result:<7} {count}\n")
+    changes = sum(entry[3] for entry in timeline)
     out.write(
-        f"guard mappings over time ({len(timeline)} changes, {len(mapped)} mapped at the end)\n"
+        f"guard mappings over time ({changes} changes, {len(mapped)} mapped at the end; "
+        "consecutive pages from one caller on one line)\n"
     )
-    for seq, name, ipa, total in timeline[:50]:
-        out.write(f"  #{seq:<8} {name:<20} {ipa:#x}  -> {total} mapped\n")
+    for seq, name, ipa, pages, total, chain in timeline[:50]:
+        span = f"{ipa:#x}" if pages == 1 else f"{ipa:#x} +{pages} pages"
+        via = f"  from {chain}" if chain else ""
+        out.write(f"  #{seq:<8} {name:<20} {span:<24} -> {total} mapped{via}\n")
     if len(timeline) > 50:
         out.write(f"  ... {len(timeline) - 50} more\n")
     out.write("aborted device accesses (PC, granule: count)\n")

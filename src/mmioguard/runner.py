@@ -10,6 +10,7 @@ from typing import TextIO
 from mmioguard.hyp.config import GuardMode, VmConfig
 from mmioguard.vmm.bus import BusError
 from mmioguard.vmm.loader import ImageError
+from mmioguard.vmm.symbols import SymbolError, Symbols
 from mmioguard.vmm.trace import JsonlTracer
 from mmioguard.vmm.virt import ExitStatus, MachineOptions, Outcome, VirtMachine
 
@@ -42,6 +43,20 @@ def run_guest(image: str, args: argparse.Namespace, config: VmConfig, err: TextI
                   file=err)
             return int(ExitStatus.USAGE)
 
+    symbols = None
+    if getattr(args, "symbols", None):
+        try:
+            symbols = Symbols.load(args.symbols)
+        except SymbolError as exc:
+            print(f"mmioguard run: {exc}", file=err)
+            return int(ExitStatus.USAGE)
+    elif tracer is not None:
+        # An ELF guest names its own functions; anything else is simply not symbolized.
+        try:
+            symbols = Symbols.load(image)
+        except SymbolError:
+            symbols = None
+
     def warn(text: str) -> None:
         sys.stdout.flush()
         print(f"mmioguard: warning: {text}", file=err)
@@ -57,6 +72,8 @@ def run_guest(image: str, args: argparse.Namespace, config: VmConfig, err: TextI
                 tracer = None
                 Path(args.trace).unlink(missing_ok=True)
             return int(ExitStatus.USAGE)
+        if symbols is not None:
+            machine.vm.symbolize = symbols.describe
         outcome = machine.run()
     finally:
         if tracer is not None:
@@ -66,6 +83,9 @@ def run_guest(image: str, args: argparse.Namespace, config: VmConfig, err: TextI
 
 
 def _report(outcome: Outcome, machine: VirtMachine, err: TextIO) -> None:
+    summary = machine.vm.guard_abort_summary()
+    if summary is not None:
+        print(f"mmioguard: {summary}", file=err)
     if outcome.status is ExitStatus.GUEST:
         print(f"mmioguard: the VM stopped ({outcome.reason}): {outcome.report}", file=err)
     elif outcome.status is ExitStatus.LIMIT:

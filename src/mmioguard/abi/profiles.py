@@ -130,4 +130,15 @@ LINUX = Profile(
     explicit_enroll=False,
 )
 
-PROFILES: Mapping[str, Profile] = {p.name: p for p in (KVM_V2, PKVM, LINUX)}
+# A KVM host that does not offer the guard at all (plain KVM): the UID and the feature bitmap
+# answer, with no vendor call behind them, so a guest finds nothing to enroll in. The baseline
+# to compare a guarded run with.
+NO_GUARD = Profile(
+    name="none",
+    summary="KVM without the MMIO guard (discovery answers, no guard calls)",
+    calls=(),
+    error=NOT_SUPPORTED,
+    explicit_enroll=True,
+)
+
+PROFILES: Mapping[str, Profile] = {p.name: p for p in (KVM_V2, PKVM, LINUX, NO_GUARD)}

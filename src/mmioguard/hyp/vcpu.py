@@ -653,6 +653,29 @@ class Vcpu:
         el = current_el(backend.get(Reg.PSTATE))
         return translate(va, regs, access, el, self.vm.memory.read64)
 
+    def backtrace(self, depth: int) -> list[int]:
+        """Return addresses from the guest's frame records (the x29 chain), best effort.
+
+        For reports and traces only: a guest without frame pointers gives a short or
+        meaningless list, never an error.
+        """
+        fp = self.backend.gpr(29)
+        found: list[int] = []
+        memory = self.vm.memory
+        while len(found) < depth and fp and not fp & 7:
+            where = self.translate(fp, AccessType.READ)
+            if isinstance(where, TranslationFault):
+                break
+            previous = memory.read64(where.pa)
+            ret = memory.read64(where.pa + 8)
+            if previous is None or not ret:
+                break
+            found.append(ret)
+            if previous <= fp:
+                break
+            fp = previous
+        return found
+
     def _word_at(self, va: int) -> int | None:
         result = self.translate(va, AccessType.FETCH)
         if isinstance(result, TranslationFault):
@@ -789,6 +812,7 @@ class Vcpu:
 
     def _inject_guard_abort(self, pc: int, far: int) -> Exit | None:
         self._undo_writes(pc)
+        self.vm.note_guard_abort(self.index, pc, far)
         from_el0 = current_el(self.backend.get(Reg.PSTATE)) == 0
         return self._inject(pc, E.external_data_abort(from_el0), far, "guard abort")
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from mmioguard.abi.smccc import signed
+from mmioguard.hyp.backend import Reg
 from mmioguard.hyp.config import UnassignedPolicy, VmConfig
 from mmioguard.hyp.exits import Exit
 from mmioguard.hyp.guard import GuardState
@@ -27,6 +28,10 @@ class Device(Protocol):
 
 class DeviceLookup(Protocol):
     def lookup(self, addr: int) -> tuple[int, Device] | None: ...
+
+
+# Frames of the guest's call chain recorded with each traced hypercall.
+TRACE_BACKTRACE = 4
 
 
 class InterruptController(Protocol):
@@ -64,16 +69,40 @@ class Vm:
         # The VMM replaces these when it models an interrupt controller or a native clock.
         self.clock: GuestClock = PyClock(config.clock)
         self.interrupts: InterruptController | None = None
+        # Guest address -> "function+0xoffset" for traces and reports, when symbols are known.
+        self.symbolize: Callable[[int], str | None] | None = None
         self.hypercalls = Hypercalls(self)
         self.vcpus = [Vcpu(self, i) for i in range(config.smp)]
         self.unassigned_seen: set[int] = set()
         self.warnings: list[str] = []
+        # Aborts the guard injected, and the first one (vCPU, PC, FAR), for the summary.
+        self.guard_aborts = 0
+        self.first_guard_abort: tuple[int, int, int] | None = None
 
     def reset(self) -> None:
         """PSCI SYSTEM_RESET: the guard forgets enrollment and every mapping."""
         self.guard.reset()
         self.unassigned_seen.clear()
         self.clock.reset()
+
+    def note_guard_abort(self, vcpu: int, pc: int, far: int) -> None:
+        self.guard_aborts += 1
+        if self.first_guard_abort is None:
+            self.first_guard_abort = (vcpu, pc, far)
+
+    def guard_abort_summary(self) -> str | None:
+        """One line for the end of a run in which the guard aborted device accesses."""
+        first = self.first_guard_abort
+        if first is None:
+            return None
+        vcpu, pc, far = first
+        where = self.symbolize(pc) if self.symbolize is not None else None
+        return (
+            f"the guard aborted {self.guard_aborts} device access(es) and injected the abort "
+            f"into the guest; the first on vCPU {vcpu} at PC {pc:#x}"
+            + (f" ({where})" if where else "")
+            + f", address {far:#x} (use --trace and `mmioguard report` for all of them)"
+        )
 
     # -- reports and trace ----------------------------------------------------------------
 
@@ -105,6 +134,15 @@ class Vm:
             fields["ok"] = signed(result[0]) >= 0
         else:
             fields["exit"] = type(result).__name__
+        # The hook runs with PC already past the HVC.
+        pc = vcpu.backend.get(Reg.PC) - 4
+        fields["pc"] = pc
+        symbolize = self.symbolize
+        if symbolize is not None:
+            fields["symbol"] = symbolize(pc)
+            callers = [symbolize(ret) for ret in vcpu.backtrace(TRACE_BACKTRACE)]
+            fields["caller"] = callers[0] if callers else None
+            fields["callers"] = callers
         self.tracer.emit("hvc", fields)
 
     def disassemble(self, word: int, pc: int) -> str:

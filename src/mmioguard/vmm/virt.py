@@ -18,7 +18,7 @@ from mmioguard.hyp.config import VmConfig
 from mmioguard.hyp.exits import GuestStop, Halted, SliceEnd, SystemEvent
 from mmioguard.hyp.exits import SystemEventKind as Sys
 from mmioguard.hyp.memory import MemorySlot, PhysMemory
-from mmioguard.hyp.timer import TICK_NS, ClockMode
+from mmioguard.hyp.timer import COUNTER_HZ, TICK_NS, ClockMode
 from mmioguard.hyp.vcpu import Vcpu
 from mmioguard.hyp.vm import Tracer, Vm
 from mmioguard.native import NativeGuard, load_native
@@ -47,6 +47,8 @@ GIC_FRAME_SIZE = 0x1_0000
 UART_SPI = 1  # GIC interrupt ID 33, as on QEMU's virt board
 RTC_SPI = 2  # ID 34
 GIC_IRQS = 64
+# Under --icount the RTC starts at 2000-01-01 00:00:00 UTC.
+ICOUNT_RTC_EPOCH = 946_684_800
 # A WFI wait longer than this is cut into pieces, so the watchdog is heard.
 MAX_IDLE_SLEEP = 0.05
 # The device tree goes at the start of the last 2 MiB of RAM: out of the way of images
@@ -175,7 +177,9 @@ class VirtMachine:
         self.gic = GicV2(num_cpus=config.smp, num_irqs=GIC_IRQS, on_unknown=warn)
         self.uart = Pl011(console, irq=self.gic.line(32 + UART_SPI), on_unknown=warn)
         self.rtc = Pl031(
-            options.rtc_clock or time.time, irq=self.gic.line(32 + RTC_SPI), on_unknown=warn
+            options.rtc_clock or self._rtc_clock(config),
+            irq=self.gic.line(32 + RTC_SPI),
+            on_unknown=warn,
         )
         regions = [(RAM_BASE, options.memory, "RAM")]
         self.image = load_image(options.image, regions, RAM_BASE, options.load_addr)
@@ -215,6 +219,17 @@ class VirtMachine:
         self.dtb_addr, self.dtb = self._place_boot_data()
         self.resets = 0
         self.load()
+
+    def _rtc_clock(self, config: VmConfig) -> Callable[[], float]:
+        """Host time, or under --icount a fixed epoch plus the guest's own time, so that two
+        runs read the same date as well as the same counter."""
+        if config.clock.mode is not ClockMode.ICOUNT:
+            return time.time
+
+        def deterministic() -> float:
+            return ICOUNT_RTC_EPOCH + self.vm.clock.now() / COUNTER_HZ
+
+        return deterministic
 
     def _native(self, options: MachineOptions, warn: Callable[[str], None]) -> NativeSetup | None:
         if not options.native:
