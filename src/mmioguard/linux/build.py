@@ -607,6 +607,19 @@ def initramfs_entries(init: bytes) -> list[cpio.CpioEntry]:
     ]
 
 
+def cached_kernel(cache_dir: Path | None = None) -> Path | None:
+    """The kernel Image already in the cache for this host's inputs, without building."""
+    if _missing_packages(REQUIRED_PACKAGES):
+        return None
+    try:
+        key = kernel_cache_key(_host_inputs(FRAGMENT))
+    except KernelBuildError:
+        return None
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    image = root / "kernel" / key / "Image"
+    return image if image.is_file() else None
+
+
 def build_initramfs(*, cache_dir: Path | None = None, log: Log | None = None) -> Path:
     """Build (or find in the cache) the initramfs and return the path of its cpio."""
     say: Log = log if log is not None else (lambda _line: None)
