@@ -399,7 +399,8 @@ def test_audit_mode_records_missing_maps(run_asm: Callable) -> None:
 
 
 def test_profiles_exist() -> None:
-    assert set(PROFILES) == {"kvm-v2", "pkvm", "linux"}
+    assert set(PROFILES) == {"kvm-v2", "pkvm", "linux", "none"}
+    assert PROFILES["none"].feature_bitmap() == 1  # discovery only: nothing to enroll in
 
 
 def test_device_access_pc_is_exact_after_an_exception(run_asm: Callable) -> None:

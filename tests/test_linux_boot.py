@@ -171,3 +171,21 @@ def test_icount_gives_the_same_output_twice(kernel: Path, tmp_path: Path) -> Non
     assert first.status == second.status == 0
     assert "init: RTC /dev/rtc0 reads 2000-01-01 00:00:00 UTC" in first.out
     assert first.out == second.out
+
+
+def test_two_vcpus_boot_and_the_guard_holds(kernel: Path, tmp_path: Path) -> None:
+    r = boot(tmp_path, "--smp", "2")
+    assert r.status == 0, r.err
+    expect_in_order(
+        r.lines(),
+        [
+            "CPU1: Booted secondary processor 0x0000000001",
+            "smp: Brought up 1 node, 2 CPUs",
+            "Run /init as init process",
+            f"init: SIGBUS at {DEVMEM_VA} (si_code 3): the hypervisor refused the access",
+            "reboot: Power down",
+        ],
+    )
+    # Both CPUs' GIC CPU interface page is the same frame: still mapped once per page.
+    pages = [int(c["args"][0], 16) for c in r.calls("MMIO_GUARD")]
+    assert set(pages) == GIC_PAGES | {UART_PAGE, RTC_PAGE}

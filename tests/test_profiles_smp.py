@@ -216,3 +216,30 @@ second:
     assert calls[0]["result"][0] == (-2) & M1  # reset types other than 0 are reserved
     assert calls[1]["exit"] == "SystemEvent"
     assert r.outcome.resets == 1
+
+
+def test_each_vcpu_reads_its_own_mpidr(run_asm: Callable) -> None:
+    # Unicorn ignores writes to MPIDR_EL1, so every instance would read CPU 0: the
+    # hypervisor answers MRS MPIDR_EL1 itself (Linux matches it against the device tree).
+    r = run_asm("""
+  mrs x10, mpidr_el1
+  adr x19, seen
+  mov x1, #1
+  adr x2, secondary
+  mov x3, #0
+  hcall 0xc4000003
+wait:
+  ldr x11, [x19]
+  cbz x11, wait
+  b off
+secondary:
+  adr x19, seen
+  mrs x0, mpidr_el1
+  str x0, [x19]
+  hcall 0x84000002
+.balign 8
+seen: .quad 0
+""", smp=2)
+    assert r.outcome.status is ExitStatus.OFF, r.outcome
+    assert r.x(10) == 0x8000_0000
+    assert r.x(11) == 0x8000_0001

@@ -440,6 +440,7 @@ class UnicornVcpu:
     def _install_native_timer(self, clock: NativeClock) -> None:
         """MRS/MSR of the timer registers and the block hook, all in C (mgtimer.c)."""
         timer = NativeTimer(clock, self._handle)
+        timer.set_mpidr(self.vcpu.mpidr)
         self._timer = timer
         self._keep.append(timer)
         user = ctypes.c_void_p(timer.handle)
@@ -462,9 +463,15 @@ class UnicornVcpu:
 
         def on_mrs(_h: int, reg: int, cp_ptr: int, _u: int) -> int:
             cp = from_address(cp_ptr)
-            which = regs.get((cp.crn, cp.crm, cp.op0, cp.op1, cp.op2))
+            key = (cp.crn, cp.crm, cp.op0, cp.op1, cp.op2)
+            which = regs.get(key)
             if which is None:
-                return 0
+                if key != _CP[Reg.MPIDR_EL1]:
+                    return 0
+                # Unicorn ignores writes to MPIDR_EL1: every instance would read CPU 0.
+                value_buf.value = vcpu.mpidr
+                raw_write(handle, reg, value_ref)
+                return 1
             try:
                 value_buf.value = vcpu.timer_read(which)
             except Exception as exc:

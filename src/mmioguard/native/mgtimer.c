@@ -49,6 +49,7 @@ struct mg_timer {
     bool armed;
     bool watch_unmask;
     bool stop_soon;
+    uint64_t mpidr; /* what MRS MPIDR_EL1 reads: Unicorn ignores writes to it */
 };
 
 static int64_t host_ns(void)
@@ -183,6 +184,14 @@ MG_API int mg_timer_set(struct mg_timer *t, uint64_t ctl, uint64_t cval)
     return 0;
 }
 
+MG_API int mg_timer_set_mpidr(struct mg_timer *t, uint64_t mpidr)
+{
+    if (!timer_ok(t))
+        return -1;
+    t->mpidr = mpidr;
+    return 0;
+}
+
 MG_API int mg_timer_request_stop(struct mg_timer *t)
 {
     if (!timer_ok(t))
@@ -211,11 +220,15 @@ MG_API uint32_t mg_timer_mrs(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_
                              void *user)
 {
     struct mg_timer *t = user;
-    if (cp == NULL || !is_timer_space(cp) || !timer_ok(t))
+    if (cp == NULL || !timer_ok(t))
         return 0;
     uint64_t value;
     uint64_t now;
-    if (cp->crm == 0 && (cp->op2 == 1 || cp->op2 == 2)) { /* CNTPCT_EL0, CNTVCT_EL0 */
+    if (cp->crn == 0 && cp->crm == 0 && cp->op0 == 3 && cp->op1 == 0 && cp->op2 == 5) {
+        value = t->mpidr; /* MPIDR_EL1: every Unicorn instance believes it is CPU 0 */
+    } else if (!is_timer_space(cp)) {
+        return 0;
+    } else if (cp->crm == 0 && (cp->op2 == 1 || cp->op2 == 2)) { /* CNTPCT_EL0, CNTVCT_EL0 */
         value = now_ticks(t->clock);
     } else if (cp->crm == 3 && cp->op2 == 1) { /* CNTV_CTL_EL0 */
         now = now_ticks(t->clock);

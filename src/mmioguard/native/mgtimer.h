@@ -51,6 +51,8 @@ int mg_timer_destroy(struct mg_timer *t);
 /* out: ctl, cval, stop reasons (cleared by the call). 0, or -1 on a bad pointer. */
 int mg_timer_get(struct mg_timer *t, uint64_t out[3]);
 int mg_timer_set(struct mg_timer *t, uint64_t ctl, uint64_t cval);
+/* MRS MPIDR_EL1 reads this (Unicorn ignores writes to MPIDR_EL1: every vCPU would be CPU 0). */
+int mg_timer_set_mpidr(struct mg_timer *t, uint64_t mpidr);
 /* Stop at the first block at or after the deadline (armed) or where PSTATE.I is clear
  * (watch_unmask). The hooks arm the timer again on every guest write to it. */
 int mg_timer_control(struct mg_timer *t, int armed, int watch_unmask);

@@ -31,6 +31,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "mg_timer_set": (_int, [_vp, _u64, _u64]),
     "mg_timer_control": (_int, [_vp, _int, _int]),
     "mg_timer_request_stop": (_int, [_vp]),
+    "mg_timer_set_mpidr": (_int, [_vp, _u64]),
 }
 
 STOP_DEADLINE = 1
@@ -117,6 +118,9 @@ class NativeTimer:
 
     def control(self, armed: bool, watch_unmask: bool) -> None:
         self._control(self.handle, 1 if armed else 0, 1 if watch_unmask else 0)
+
+    def set_mpidr(self, mpidr: int) -> None:
+        self.clock.fn["mg_timer_set_mpidr"](self.handle, mpidr)
 
     def request_stop(self) -> None:
         self._request_stop(self.handle)
