@@ -27,22 +27,14 @@ from unicorn.unicorn_py3.unicorn import (
     uclib,
 )
 
+from mmioguard import native as mgnative
 from mmioguard.abi.profiles import GuardOp
 from mmioguard.arch.decode import AddrMode
 from mmioguard.arch.exception import BOOT_PSTATE
 from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg
 from mmioguard.hyp.config import GuardMode
 from mmioguard.hyp.exits import GuestStop
-from mmioguard.native import (
-    TAKE_DROP,
-    TAKE_ENTER,
-    TAKE_RESTORE,
-    AddressForm,
-    NativeGuard,
-    NativeLib,
-    NativeRegion,
-    NativeVcpu,
-)
+from mmioguard.native import NativeGuard, NativeLib, NativeRegion, NativeVcpu
 
 if TYPE_CHECKING:
     from mmioguard.hyp.memory import MemorySlot
@@ -305,7 +297,7 @@ class UnicornVcpu:
 
     def reset(self) -> None:
         if self._native_vcpu is not None:
-            self._native_vcpu.take_abort(TAKE_DROP)
+            self._native_vcpu.take_abort(mgnative.TAKE_DROP)
         self.uc.ctl_flush_tb()
         self._gpr_batch.write([0] * 31)
         for n in range(32):
@@ -347,7 +339,7 @@ class UnicornVcpu:
         # piece faulted (a stop does not cancel an instruction's remaining pieces), or Python
         # stopped for some other reason: Python's request wins, C's record goes.
         assert self._native_vcpu is not None
-        self._native_vcpu.take_abort(TAKE_RESTORE)
+        self._native_vcpu.take_abort(mgnative.TAKE_RESTORE)
         return fault
 
     def native_abort(self) -> tuple[int, int, int]:
@@ -361,7 +353,7 @@ class UnicornVcpu:
         nv = self._native_vcpu
         if nv is None:
             raise BackendError("no native fast path: no native abort")
-        done = nv.take_abort(TAKE_ENTER if enter else TAKE_RESTORE)
+        done = nv.take_abort(mgnative.TAKE_ENTER if enter else mgnative.TAKE_RESTORE)
         if done == 0:
             raise BackendError("no native abort to take")
         return enter and done == 1
@@ -615,16 +607,16 @@ class UnicornVcpu:
             raise BackendError(f"cannot map device region {base:#x}+{size:#x}: error {err}")
 
 
-def _address_form(insn: Insn) -> AddressForm | None:
+def _address_form(insn: Insn) -> mgnative.AddressForm | None:
     """What C needs to compute a fast instruction's effective address (None: C cannot, and
     lets Python decide its accesses once the guard is enrolled)."""
     ls = insn.ls
     if ls is None or not insn.fast or ls.rn is None or ls.simd or ls.pointer_auth:
         return None
     if ls.mode is AddrMode.OFFSET:
-        return AddressForm(ls.rt, ls.rn, ls.imm)
+        return mgnative.AddressForm(ls.rt, ls.rn, ls.imm)
     if ls.mode is AddrMode.REGISTER and ls.rm is not None:
-        return AddressForm(ls.rt, ls.rn, rm=ls.rm, extend=ls.extend.value, shift=ls.shift)
+        return mgnative.AddressForm(ls.rt, ls.rn, rm=ls.rm, extend=ls.extend.value, shift=ls.shift)
     return None
 
 
