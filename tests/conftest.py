@@ -60,8 +60,11 @@ def run_image(
     max_insns: int | None = None,
     no_reboot: bool = False,
     native: bool = True,
+    traced: bool = True,
     **config: object,
 ) -> Run:
+    """``traced=False`` runs the production path: the fast paths (C and Python) are only
+    taken without a tracer (``Run.trace`` then stays empty)."""
     out = bytearray()
     warnings: list[str] = []
     tracer = ListTracer()
@@ -72,6 +75,6 @@ def run_image(
         no_reboot=no_reboot,
         native=native,
     )
-    machine = VirtMachine(options, out.extend, warnings.append, tracer)
+    machine = VirtMachine(options, out.extend, warnings.append, tracer if traced else None)
     outcome = machine.run()
     return Run(outcome, machine, bytes(out), tracer, warnings)

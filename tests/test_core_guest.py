@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from mmioguard.abi.profiles import PROFILES
 from mmioguard.hyp.config import GuardMode, NisvPolicy, UnassignedPolicy
 from mmioguard.vmm.virt import ExitStatus
+
+if TYPE_CHECKING:
+    from conftest import Run
 
 M1 = 0xFFFF_FFFF_FFFF_FFFF
 UART = 0x0900_0000
@@ -472,3 +476,243 @@ def test_timeout(asm_cache: Path) -> None:
                           print, ListTracer())
     outcome = machine.run()
     assert outcome.status is ExitStatus.LIMIT and "timeout" in outcome.reason
+
+
+# -- the guard's abort on the production path (untraced: the C and Python fast paths) --------
+
+# Into EL0 (SP_EL0 = 0x40060000) or EL1t (SPSel 0, the same stack), from EL1h.
+TO_ORIGIN = {
+    "el1h": "",
+    "el1t": """
+  ldr x9, =0x40060000
+  msr sp_el0, x9
+  msr spsel, #0
+""",
+    "el0": """
+  adr x9, 1f
+  msr elr_el1, x9
+  msr spsel, #1
+  msr spsr_el1, xzr
+  ldr x9, =0x40060000
+  msr sp_el0, x9
+  eret
+1:
+""",
+}
+# (ESR, SPSR mode bits, vector offset) of an abort taken from each origin.
+ORIGIN_ABORT = {
+    "el1h": (0x96000010, 0x5, 0x200),
+    "el1t": (0x96000010, 0x4, 0x000),
+    "el0": (0x92000010, 0x0, 0x400),
+}
+
+GUARD_ABORTS = ENROLL + """
+  ldr x1, =0x09010000
+  ldr x5, =0x09010000
+  mov x3, #2
+  ldr x2, =0x2222
+  ldr x6, =0x6666
+  ldr x7, =0x09000000
+  mov x8, #2
+""" + "{origin}" + """
+again:
+a1:
+  ldr w2, [x1]
+  mov x10, x20
+  mov x11, x21
+  adr x9, a1
+  sub x12, x22, x9
+  mov x13, x23
+  mov x14, x24
+a2:
+  str w2, [x1, #8]
+  mov x15, x21
+  adr x9, a2
+  sub x16, x22, x9
+  mov x17, x20
+a3:
+  ldr w5, [x5, #4]
+  mov x18, x21
+a4:
+  ldr w6, [x1, x3, lsl #2]
+  mov x19, x21
+  adr x9, a4
+  sub x27, x22, x9
+  ldr w28, [x7, #0x18]
+  mov x29, sp
+  sub x8, x8, #1
+  cbnz x8, again
+  svc #0xff
+"""
+
+
+@pytest.mark.parametrize("origin", ["el1h", "el1t", "el0"])
+def test_guard_aborts_on_the_production_path(run_asm: Callable, origin: str) -> None:
+    """Loads, a store, a load into its own base, a register-offset load, refused from EL1h,
+    EL1t and EL0: the exact syndrome, addresses and vector, the registers put back. Untraced
+    and twice over: with the native path the first round decodes (Python) and C decides and
+    enters the second; without it Python's fast path and _mmio_slow do both (the same
+    expectations: a differential test)."""
+    r = run_asm(GUARD_ABORTS.format(origin=TO_ORIGIN[origin]), traced=False)
+    assert r.outcome.status is ExitStatus.OFF, r.outcome.report
+    esr, mode, vector = ORIGIN_ABORT[origin]
+    assert (r.x(10), r.x(11), r.x(12)) == (esr, RTC, 0)
+    assert r.x(13) & 0x3FF == 0x3C0 | mode if origin != "el0" else r.x(13) & 0x3FF == 0
+    assert r.x(14) == vector
+    assert (r.x(15), r.x(16), r.x(17)) == (RTC + 8, 0, esr)  # a store: no WnR in this ESR
+    assert r.x(5) == RTC and r.x(18) == RTC + 4  # the base register put back, FAR from it
+    assert r.x(2) == 0x2222 and r.x(6) == 0x6666  # aborted loads did not write
+    assert (r.x(19), r.x(27)) == (RTC + 8, 0)
+    assert r.x(28) == 0x90  # the mapped UART still answers
+    if origin != "el1h":
+        assert r.x(29) == 0x40060000  # SP_EL0 banked and given back by ERET
+    assert r.x(25) == 9  # four aborts twice and the SVC
+    native = r.machine.backends[0]._native_vcpu
+    if native is not None:
+        s = native.stats()
+        assert (s.mmio_abort, s.abort_enter, s.mmio_escape) == (4, 4, 5)
+    assert r.machine.vm.vcpus[0].exceptions_injected == 9
+
+
+def _final_state(run: Run) -> dict[str, int]:
+    from mmioguard.hyp.backend import Reg
+
+    backend = run.machine.backends[0]
+    state = {f"x{n}": v for n, v in enumerate(backend.gprs())}
+    for reg in (Reg.PC, Reg.SP, Reg.SP_EL0, Reg.SP_EL1, Reg.PSTATE, Reg.ELR_EL1,
+                Reg.SPSR_EL1, Reg.ESR_EL1, Reg.FAR_EL1):
+        state[reg.name] = backend.get(reg)
+    return state
+
+
+@pytest.mark.parametrize("origin", ["el1h", "el1t", "el0"])
+def test_native_abort_entry_is_python_entry(asm_cache: Path, origin: str) -> None:
+    """The registers after the guard's abort, entered in C and in Python, are identical. The
+    refused load runs once from EL1h (decoded: the native path knows it), then from the
+    origin with a vector table that powers off at once, so the final state is the entry's;
+    every register it writes is compared."""
+    import asmguest
+    from conftest import run_image
+
+    body = ENROLL + """
+  ldr x1, =0x09010000
+  ldr x2, =0x2222
+  bl access
+  adr x9, stop_vectors
+  msr vbar_el1, x9
+  isb
+  mov x9, #0xf0000000
+  msr nzcv, x9
+  add x1, x1, #0x20
+""" + TO_ORIGIN[origin] + """
+  bl access
+  b off
+access:
+  ldr w2, [x1, #0x10]
+  ret
+.balign 2048
+stop_vectors:
+  .rept 16
+  .balign 0x80
+  b off
+  .endr
+"""
+    image = asmguest.build(body, asm_cache)
+    native = run_image(str(image), native=True, traced=False)
+    python = run_image(str(image), native=False, traced=False)
+    assert native.outcome.status is ExitStatus.OFF and python.outcome.status is ExitStatus.OFF
+    n, p = _final_state(native), _final_state(python)
+    for state in (n, p):
+        state.pop("x0")  # SYSTEM_OFF's function ID and its result
+    assert n == p
+    # A FAR unlike the first abort's: no exception-loop bookkeeping sends it to Python.
+    assert n["FAR_EL1"] == RTC + 0x30 and n["ESR_EL1"] == ORIGIN_ABORT[origin][0]
+    assert n["x2"] == 0x2222
+    assert native.machine.backends[0]._native_vcpu.stats().abort_enter == 1
+
+
+MMU_ON = """
+  adr x9, l1table
+  msr ttbr0_el1, x9
+  mov x9, #0xff
+  msr mair_el1, x9
+  ldr x9, =0x200803519
+  msr tcr_el1, x9
+  isb
+  mrs x9, sctlr_el1
+  orr x9, x9, #1
+  orr x9, x9, #(1 << 2)
+  orr x9, x9, #(1 << 12)
+  bic x9, x9, #2
+  msr sctlr_el1, x9
+  isb
+  b 1f
+.balign 4096
+l1table:
+  .quad 0x00000701
+  .quad 0x40000701
+  .fill 510, 8, 0
+1:
+"""
+
+
+@pytest.mark.parametrize("mmu", [True, False], ids=["mmu-on", "mmu-off"])
+def test_split_access_at_a_granule_edge_is_decided_whole(
+    run_asm: Callable, monkeypatch: pytest.MonkeyPatch, mmu: bool
+) -> None:
+    """MMU on, the device space mapped Normal (so unaligned accesses are not alignment
+    faults): a 4-byte load two bytes before the end of the mapped UART granule is split by
+    Unicorn into aligned pieces at 0x09000ffc (the UART, mapped) and 0x09001000 (unmapped). The
+    first piece alone fits a mapped granule; the access as a whole is refused, so the device
+    must not be read before the abort (it was, on both fast paths, before they checked it).
+    Twice: the second time the native path knows the instruction and decides in C. Unicorn
+    splits it the same way with the MMU off (it raises no alignment fault for Device memory)."""
+    from mmioguard.vmm.devices.pl011 import Pl011
+
+    reads: list[int] = []
+    real_read = Pl011.read
+
+    def recording(self: Pl011, offset: int, size: int) -> int:
+        reads.append(offset)
+        return real_read(self, offset, size)
+
+    monkeypatch.setattr(Pl011, "read", recording)
+    r = run_asm((MMU_ON if mmu else "") + ENROLL + """
+  ldr x1, =0x09000000
+  ldr w4, [x1, #0x18]
+  ldr x1, =0x09000ffe
+  ldr x6, =0x6666
+  bl split
+  bl split
+  mov x10, x20
+  mov x11, x21
+  ldr x1, =0x0a000000
+  bl unassigned
+  bl unassigned
+  mov x12, x20
+  mov x13, x21
+  b off
+split:
+  ldr w6, [x1]
+  ret
+unassigned:
+  ldr w7, [x1, #4]
+  ret
+""", traced=False)
+    assert r.outcome.status is ExitStatus.OFF, r.outcome.report
+    assert r.x(4) == 0x90  # the mapped UART answers
+    assert (r.x(10), r.x(11)) == (0x96000010, UART + 0xFFE)
+    assert r.x(6) == 0x6666
+    assert reads == [0x18]  # 0xffc never reached the device, decoded or not
+    # An unassigned address: with the MMU on the walk is Python's, the abort the same; with it
+    # off C decides the second fault.
+    assert (r.x(12), r.x(13)) == (0x96000010, 0x0A000004)
+    assert r.x(25) == 4
+    native = r.machine.backends[0]._native_vcpu
+    if native is not None:
+        assert native.stats().mmio_abort == 0
+        # MMU off, C also records the fault of the split load's second piece, after Python
+        # refused the first (the record is dropped: Python's request wins), and the
+        # unassigned load's second fault (taken by Python: a repeat's start).
+        assert native.stats().fault_abort == (0 if mmu else 3)
+        assert native.stats().abort_enter == 0

@@ -18,14 +18,26 @@ from unicorn import (
     UC_ARCH_ARM64,
     UC_HOOK_INTR,
     UC_HOOK_MEM_READ,
+    UC_HOOK_MEM_READ_UNMAPPED,
     UC_HOOK_MEM_WRITE,
+    UC_HOOK_MEM_WRITE_UNMAPPED,
     UC_MODE_ARM,
     Uc,
+    UcError,
 )
 from unicorn import arm64_const as A
 from unicorn.unicorn_py3.unicorn import MMIO_READ_CFUNC, MMIO_WRITE_CFUNC, uclib
 
+from mmioguard.arch import esr as E
+from mmioguard.arch.exception import VectorKind, current_el, enter
 from mmioguard.native import (
+    DECIDE_ALLOW,
+    DECIDE_ESCAPE,
+    DECIDE_REFUSE,
+    TAKE_DROP,
+    TAKE_ENTER,
+    TAKE_RESTORE,
+    AddressForm,
     NativeError,
     NativeGuard,
     NativeLib,
@@ -80,6 +92,16 @@ def b_ne(frm: int, to: int) -> int:
 
 HVC = 0xD400_0002
 SVC = 0xD400_0001
+NOP = 0xD503_201F
+
+
+def str_w(rt: int, rn: int, off: int) -> int:
+    return 0xB900_0000 | ((off // 4) << 10) | (rn << 5) | rt
+
+
+def ldr_w_lsl2(rt: int, rn: int, rm: int) -> int:
+    """ldr wt, [xn, xm, lsl #2]"""
+    return 0xB860_7800 | (rm << 16) | (rn << 5) | rt
 
 
 def assemble(words: list[int]) -> bytes:
@@ -139,6 +161,12 @@ def test_encodings_match_capstone() -> None:
     assert [f"{i.mnemonic} {i.op_str}" for i in md.disasm(assemble([HVC, SVC]), 0)] == [
         "hvc #0",
         "svc #0",
+    ]
+    words = [str_w(3, 1, 0x30), ldr_w_lsl2(5, 1, 2), NOP]
+    assert [f"{i.mnemonic} {i.op_str}".strip() for i in md.disasm(assemble(words), 0)] == [
+        "str w3, [x1, #0x30]",
+        "ldr w5, [x1, x2, lsl #2]",
+        "nop",
     ]
 
 
@@ -229,9 +257,9 @@ class Machine:
         return self.vcpu.stats()
 
     def fill_cache(self) -> None:
-        self.vcpu.cache_put(PC_FR, True, 4, False)
-        self.vcpu.cache_put(PC_DR, True, 1, True)
-        self.vcpu.cache_put(PC_CR, True, 4, False)
+        self.vcpu.cache_put(PC_FR, True, 4, False, AddressForm(rt=4, rn=1, imm=0x18))
+        self.vcpu.cache_put(PC_DR, True, 1, True, AddressForm(rt=3, rn=1))
+        self.vcpu.cache_put(PC_CR, True, 4, False, AddressForm(rt=6, rn=1, imm=0x30))
 
     def close(self) -> None:
         close_uc(self.uc)
@@ -264,6 +292,16 @@ def _machine(lib: NativeLib, code: bytes, ring: int = 4096) -> Iterator[Machine]
     hook = ctypes.c_size_t()
     err = uclib.uc_hook_add(
         uc._uch, ctypes.byref(hook), UC_HOOK_INTR, vcpu.intr_ptr, vcpu.handle, 1, 0
+    )
+    assert err == 0
+    err = uclib.uc_hook_add(
+        uc._uch,
+        ctypes.byref(hook),
+        UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED,
+        lib.mem_unmapped_ptr,
+        vcpu.handle,
+        1,
+        0,
     )
     assert err == 0
     m = Machine(lib, uc, guard, vcpu, pl011, region, esc)
@@ -469,11 +507,30 @@ def test_decide_checks_bounds_size_direction_and_straddle(lib: NativeLib) -> Non
     assert not region.decide(pc, 0, 4, False)
     guard.add(UART >> 12)
     guard.add((UART >> 12) + 1)
+    # Enrolled, C decides only the instruction's whole access: it needs the address form.
+    assert not region.decide(pc, 0xFFC, 4, False)
+    vcpu.cache_put(pc, True, 4, False, AddressForm(rt=4, rn=1, imm=2))
+
+    def ea(address: int) -> None:
+        uc.reg_write(A.UC_ARM64_REG_X1, address - 2)
+
+    ea(UART + 0xFFC)
     assert region.decide(pc, 0xFFC, 4, False)
+    ea(UART + 0xFFE)
+    assert not region.decide(pc, 0xFFC, 4, False)  # a piece of a split access
     assert not region.decide(pc, 0xFFE, 4, False)  # straddles: Python checks both granules
+    ea(UART + 0x1000)
+    assert region.decide(pc, 0x1000, 4, False)
+    ea(UART + 0x1000 + (5 << 32))  # a virtual address: only the page offset must agree
     assert region.decide(pc, 0x1000, 4, False)
     guard.remove(UART >> 12)
-    assert not region.decide(pc, 0xFFC, 4, False)
+    ea(UART + 0xFFC)
+    assert region.judge(pc, 0xFFC, 4, False) == DECIDE_ESCAPE  # refused: Python aborts
+    vcpu.native_abort = True
+    assert region.judge(pc, 0xFFC, 4, False) == DECIDE_REFUSE  # refused: C records the abort
+    assert region.judge(pc, 0xFFC, 4, True) == DECIDE_ESCAPE  # direction differs
+    ea(UART + 0x1000)
+    assert region.judge(pc, 0x1000, 4, False) == DECIDE_ALLOW
     vcpu.fast_mmio = False
     assert not region.decide(pc, 0x1000, 4, False)
     with pytest.raises(NativeError):
@@ -636,6 +693,282 @@ def test_hypercalls_answered_in_c(hvc_machine: Machine) -> None:
     m.esc.intrs.clear()
     m.uc.emu_start(CODE + 4, CODE + 8)
     assert m.esc.intrs == [2]
+
+
+# -- real Unicorn: guard aborts decided and entered in C ----------------------------------------
+
+SPSR_EL1 = (4, 0, 3, 0, 0)
+TPIDR_EL1 = (13, 0, 3, 0, 4)
+VBAR = CODE + 0x8800  # not 2 KiB aligned: entry uses VBAR_EL1 & ~0x7FF, as Python does
+SP0, SP1 = 0x4000_1000, 0x4000_2000
+
+
+def set_pstate(uc: Uc, value: int) -> None:
+    """Write PSTATE as the backend does: a system-register write makes Unicorn recompute its
+    cached EL and SP flags (docs/unicorn.md)."""
+    uc.reg_write(A.UC_ARM64_REG_PSTATE, value)
+    uc.reg_write(A.UC_ARM64_REG_CP_REG, (*TPIDR_EL1, uc.reg_read(A.UC_ARM64_REG_CP_REG, TPIDR_EL1)))
+
+
+def entry_state(uc: Uc) -> dict[str, int]:
+    names = ("PC", "PSTATE", "ELR_EL1", "ESR_EL1", "FAR_EL1", "SP", "SP_EL0", "SP_EL1")
+    state = {n: int(uc.reg_read(getattr(A, f"UC_ARM64_REG_{n}"))) for n in names}
+    state["SPSR_EL1"] = int(uc.reg_read(A.UC_ARM64_REG_CP_REG, SPSR_EL1))
+    state.update({f"X{n}": int(uc.reg_read(A.UC_ARM64_REG_X0 + n)) for n in range(8)})
+    return state
+
+
+def prepared(lib: NativeLib, words: list[int], pstate: int) -> Iterator[Machine]:
+    """A machine enrolled with nothing mapped, native aborts on, at ``pstate`` with known
+    stacks (the live SP is SP_EL0 at EL0 and EL1t, SP_EL1 at EL1h)."""
+    gen = _machine(lib, assemble(words))
+    m = next(gen)
+    m.guard.enrolled = True
+    m.vcpu.native_abort = True
+    uc = m.uc
+    uc.reg_write(A.UC_ARM64_REG_VBAR_EL1, VBAR)
+    set_pstate(uc, pstate)
+    if pstate & 1:
+        uc.reg_write(A.UC_ARM64_REG_SP_EL0, SP0)
+        uc.reg_write(A.UC_ARM64_REG_SP, SP1)
+    else:
+        uc.reg_write(A.UC_ARM64_REG_SP, SP0)
+        uc.reg_write(A.UC_ARM64_REG_SP_EL1, SP1)
+    yield m
+    yield from gen
+
+
+def expected_entry(before: dict[str, int], pstate: int, far: int) -> dict[str, int]:
+    """What Vcpu._inject writes for the guard's abort of the instruction at CODE."""
+    esr = E.external_data_abort(current_el(pstate) == 0)
+    entry = enter(pstate, CODE, VBAR, VectorKind.SYNC, esr, far)
+    after = dict(before)
+    after.update(
+        PC=entry.pc,
+        PSTATE=entry.pstate,
+        ELR_EL1=CODE,
+        ESR_EL1=esr,
+        FAR_EL1=far,
+        SPSR_EL1=entry.spsr,
+    )
+    if entry.bank_sp_el0:
+        after.update(SP_EL0=before["SP"], SP=before["SP_EL1"])
+    return after
+
+
+# EL1h, EL1t and EL0t, with condition flags set (SPSR keeps them, entry clears them).
+ORIGINS = [0x3C5, 0x6000_03C4, 0x9000_0000]
+
+
+@pytest.mark.parametrize("pstate", ORIGINS, ids=["el1h", "el1t", "el0"])
+def test_refused_load_into_its_base_is_put_back_and_entered_in_c(
+    lib: NativeLib, pstate: int
+) -> None:
+    # ldr w1, [x1, #0x18]: the refused load's destination is its own base register.
+    gen = prepared(lib, [ldr_w(1, 1, 0x18), NOP], pstate)
+    m = next(gen)
+    uc = m.uc
+    m.vcpu.cache_put(CODE, True, 4, False, AddressForm(rt=1, rn=1, imm=0x18))
+    uc.reg_write(A.UC_ARM64_REG_X1, UART)
+    before = entry_state(uc)
+    m.run(CODE + 8)
+    a = m.vcpu.abort
+    esr = E.external_data_abort(current_el(pstate) == 0)
+    assert (a.active, a.elr, a.esr, a.far) == (1, CODE, esr, UART + 0x18)
+    s = m.stats()
+    assert (s.mmio_abort, s.mmio_escape, s.abort_enter) == (1, 0, 0)
+    assert m.esc.reads == []
+    assert uc.reg_read(A.UC_ARM64_REG_PC) == CODE  # stopped on the load
+    assert m.vcpu.take_abort(TAKE_ENTER) == 1
+    assert m.vcpu.abort.active == 0 and m.stats().abort_enter == 1
+    assert entry_state(uc) == expected_entry(before, pstate, UART + 0x18)  # x1 put back
+    assert m.vcpu.take_abort(TAKE_ENTER) == 0  # taken once
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+@pytest.mark.parametrize("pstate", ORIGINS, ids=["el1h", "el1t", "el0"])
+def test_refused_store_and_register_offset_load(lib: NativeLib, pstate: int) -> None:
+    gen = prepared(lib, [str_w(3, 1, 0x30), ldr_w_lsl2(5, 1, 2), NOP], pstate)
+    m = next(gen)
+    uc = m.uc
+    m.vcpu.cache_put(CODE, True, 4, True, AddressForm(rt=3, rn=1, imm=0x30))
+    m.vcpu.cache_put(CODE + 4, True, 4, False, AddressForm(rt=5, rn=1, rm=2, shift=2))
+    uc.reg_write(A.UC_ARM64_REG_X1, UART)
+    uc.reg_write(A.UC_ARM64_REG_X2, 6)
+    uc.reg_write(A.UC_ARM64_REG_X5, 0x5555)
+    before = entry_state(uc)
+    m.run(CODE + 12)
+    assert m.vcpu.abort.far == UART + 0x30 and m.esc.writes == []
+    assert m.vcpu.take_abort(TAKE_ENTER) == 1
+    assert entry_state(uc) == expected_entry(before, pstate, UART + 0x30)
+    # The load at CODE + 4, index register shifted: x5 is put back (Python's RESTORE).
+    set_pstate(uc, pstate)
+    uc.reg_write(A.UC_ARM64_REG_SP, before["SP"])
+    m.vcpu.reset_stats()
+    uc.emu_start(CODE + 4, CODE + 12)
+    assert m.vcpu.abort.far == UART + 0x18 and m.vcpu.abort.elr == CODE + 4
+    assert m.vcpu.take_abort(TAKE_RESTORE) == 1  # Python would enter
+    assert uc.reg_read(A.UC_ARM64_REG_X5) == 0x5555
+    assert uc.reg_read(A.UC_ARM64_REG_PC) == CODE + 4
+    assert m.stats().abort_enter == 0 and m.vcpu.abort.active == 0
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_aborts_only_for_whole_refused_accesses(machine: Machine) -> None:
+    m = machine
+    m.fill_cache()
+    m.guard.enrolled = True
+    m.run()  # native aborts off: the refusals escape, as before
+    assert m.stats().mmio_escape == 30 and m.vcpu.abort.active == 0
+    m.vcpu.native_abort = True
+    m.guard.add(UART >> 12)
+    m.run()  # mapped: nothing refused
+    assert m.stats().mmio_native == 20 and m.vcpu.abort.active == 0
+    m.guard.remove(UART >> 12)
+    m.run()
+    s = m.stats()
+    assert (s.mmio_abort, s.mmio_escape, s.mmio_native) == (1, 0, 0)
+    assert m.vcpu.abort.elr == PC_FR and m.uc.reg_read(A.UC_ARM64_REG_PC) == PC_FR
+    assert m.vcpu.take_abort(TAKE_DROP) == 1 and m.vcpu.abort.active == 0
+    # No address form: C cannot tell the whole access from a piece and lets Python decide.
+    m.vcpu.cache_put(PC_FR, True, 4, False)
+    m.run(PC_FR + 4)
+    assert m.stats().mmio_escape == 1 and m.vcpu.abort.active == 0
+    m.vcpu.fast_mmio = False  # traced: everything escapes
+    m.fill_cache()
+    m.run(PC_FR + 4)
+    assert m.stats().mmio_escape == 1 and m.vcpu.abort.active == 0
+
+
+def test_unmapped_fault_is_decided_in_c_with_the_mmu_off(lib: NativeLib) -> None:
+    unassigned = 0x0A00_0000
+    gen = prepared(lib, [ldr_w(2, 1, 4), NOP], 0x3C5)
+    m = next(gen)
+    uc = m.uc
+    uc.reg_write(A.UC_ARM64_REG_X1, unassigned)
+    before = entry_state(uc)
+
+    def fault() -> None:
+        m.vcpu.reset_stats()
+        with pytest.raises(UcError):
+            uc.emu_start(CODE, CODE + 8)
+
+    fault()  # no decode-cache entry: Python decides
+    assert m.vcpu.abort.active == 0 and m.stats().fault_abort == 0
+    m.vcpu.cache_put(CODE, True, 4, True, AddressForm(rt=2, rn=1, imm=4))
+    fault()  # a store's entry for a load's fault: Python looks
+    assert m.vcpu.abort.active == 0
+    m.vcpu.cache_put(CODE, True, 4, False, AddressForm(rt=2, rn=1, imm=4))
+    m.guard.add(unassigned >> 12)
+    fault()  # allowed: Python emulates it (the unassigned policy)
+    assert m.vcpu.abort.active == 0
+    m.guard.remove(unassigned >> 12)
+    m.guard.enrolled = False
+    fault()
+    assert m.vcpu.abort.active == 0
+    m.guard.enrolled = True
+    fault()
+    a = m.vcpu.abort
+    assert (a.active, a.elr, a.esr, a.far) == (1, CODE, 0x9600_0010, unassigned + 4)
+    assert m.stats().fault_abort == 1
+    assert m.vcpu.take_abort(TAKE_ENTER) == 1
+    assert entry_state(uc) == expected_entry(before, 0x3C5, unassigned + 4)
+    # With the MMU on, Python walks the tables (tests/test_core_guest.py runs that case).
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_address_forms_round_trip_and_are_checked(lib: NativeLib) -> None:
+    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+    guard = NativeGuard(lib, 4096)
+    vcpu = NativeVcpu(lib, uc._uch, guard, lambda n: None)
+    forms = [
+        AddressForm(rt=1, rn=31, imm=-256),
+        AddressForm(rt=31, rn=0, imm=16380),
+        AddressForm(rt=4, rn=5, rm=6, extend=6, shift=2),
+        AddressForm(rt=4, rn=31, rm=31, extend=2, shift=0),
+    ]
+    for i, form in enumerate(forms):
+        vcpu.cache_put(CODE + 4 * i, True, 4, False, form)
+        assert vcpu.cache_form(CODE + 4 * i) == form
+    vcpu.cache_put(CODE, True, 4, False)
+    assert vcpu.cache_form(CODE) is None and vcpu.cache_form(CODE - 4) is None
+    for bad in (
+        AddressForm(rt=32, rn=0),
+        AddressForm(rt=0, rn=32),
+        AddressForm(rt=0, rn=0, rm=32),
+        AddressForm(rt=0, rn=0, rm=1, extend=4),
+        AddressForm(rt=0, rn=0, rm=1, shift=5),
+        AddressForm(rt=-1, rn=0),
+    ):
+        with pytest.raises((ValueError, ctypes.ArgumentError)):
+            vcpu.cache_put(CODE, True, 4, False, bad)
+    assert vcpu.take_abort(TAKE_ENTER) == 0
+    with pytest.raises(NativeError):
+        vcpu.take_abort(3)
+    vcpu.close()
+    assert vcpu.abort.active == 0  # a detached copy once closed
+    guard.close()
+    close_uc(uc)
+
+
+class _UcRegs:
+    """arch.decode's RegisterView over a bare engine."""
+
+    def __init__(self, uc: Uc) -> None:
+        self.uc = uc
+
+    def x(self, n: int) -> int:
+        return int(self.uc.reg_read(A.UC_ARM64_REG_X0 + n)) if n != 31 else 0
+
+    def sp(self) -> int:
+        return int(self.uc.reg_read(A.UC_ARM64_REG_SP))
+
+    def pc(self) -> int:
+        return CODE
+
+    def v(self, n: int) -> int:
+        return 0
+
+
+def test_effective_address_forms_match_the_decoder(lib: NativeLib) -> None:
+    """C's effective address (seen through the FAR it records) against arch.decode's, for the
+    forms it caches: extensions, shifts, negative offsets, SP as the base, XZR as index."""
+    from mmioguard.arch.decode import decode, effective_address
+
+    cases = [
+        (0xB8400000 | (0x1F0 << 12) | (1 << 5) | 2, {1: UART + 0x28}),  # ldur w2, [x1, #-16]
+        (0xB8605800 | (3 << 16) | (1 << 5) | 2, {1: UART, 3: (1 << 32) | 6}),  # uxtw #2
+        (0xB860D800 | (3 << 16) | (1 << 5) | 2, {1: UART + 0x28, 3: 0xFFFF_FFFC}),  # sxtw #2
+        (0x38606800 | (3 << 16) | (1 << 5) | 2, {1: UART, 3: 0x18}),  # ldrb w2, [x1, x3]
+        (0x38606800 | (31 << 16) | (1 << 5) | 2, {1: UART + 0x18}),  # ldrb w2, [x1, xzr]
+        (0xB9401BE2, {}),  # ldr w2, [sp, #0x18]
+    ]
+    for word, values in cases:
+        ls = decode(word)
+        assert ls is not None and ls.isv and ls.size <= 4, hex(word)
+        gen = prepared(lib, [word, NOP], 0x3C5)
+        m = next(gen)
+        uc = m.uc
+        if ls.rn == 31:
+            uc.reg_write(A.UC_ARM64_REG_SP, UART)
+        for n, value in values.items():
+            uc.reg_write(A.UC_ARM64_REG_X0 + n, value)
+
+        expected = effective_address(ls, _UcRegs(uc))
+        if ls.rm is None:
+            form = AddressForm(ls.rt, ls.rn or 0, ls.imm)
+        else:
+            form = AddressForm(ls.rt, ls.rn or 0, rm=ls.rm, extend=ls.extend.value, shift=ls.shift)
+        m.vcpu.cache_put(CODE, True, ls.size, False, form)
+        m.run(CODE + 8)
+        assert m.vcpu.abort.active == 1, hex(word)
+        assert m.vcpu.abort.far == expected == UART + 0x18, hex(word)
+        m.vcpu.take_abort(TAKE_DROP)
+        with pytest.raises(StopIteration):
+            next(gen)
 
 
 # -- a micro-measure (printed, not asserted) ----------------------------------------------------

@@ -27,9 +27,12 @@ from unicorn.unicorn_py3.unicorn import (
     uclib,
 )
 
+from mmioguard import native as mgnative
 from mmioguard.abi.profiles import GuardOp
+from mmioguard.arch.decode import AddrMode
 from mmioguard.arch.exception import BOOT_PSTATE
 from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg
+from mmioguard.hyp.config import GuardMode
 from mmioguard.hyp.exits import GuestStop
 from mmioguard.hyp.timer import TIMER_REGS
 from mmioguard.native import NativeGuard, NativeLib, NativeRegion, NativeVcpu
@@ -308,6 +311,8 @@ class UnicornVcpu:
         b._write(b.handle, b.ids, b.ptrs, 4)
 
     def reset(self) -> None:
+        if self._native_vcpu is not None:
+            self._native_vcpu.take_abort(mgnative.TAKE_DROP)
         self.uc.ctl_flush_tb()
         self._gpr_batch.write([0] * 31)
         for n in range(32):
@@ -331,8 +336,42 @@ class UnicornVcpu:
                 if self.vcpu.pending is not None:
                     return None
                 raise BackendError(f"emulator error at PC {self.get(Reg.PC):#x}: {err}") from err
+            nv = self._native_vcpu
+            if nv is not None and nv.abort.active:
+                return self._native_outcome(fault)
             return fault
+        nv = self._native_vcpu
+        if nv is not None and nv.abort.active:
+            return self._native_outcome(None)
         return None
+
+    def _native_outcome(self, fault: Fault | None) -> Fault | None:
+        """C recorded the guard's abort (in a device callback, or at a fault on an unmapped
+        address): ``Fault.NATIVE_ABORT`` for the run loop, which takes it."""
+        if self.vcpu.pending is None:
+            return Fault.NATIVE_ABORT
+        # Python stopped the instruction at an earlier piece of a split access and a later
+        # piece faulted (a stop does not cancel an instruction's remaining pieces), or Python
+        # stopped for some other reason: Python's request wins, C's record goes.
+        assert self._native_vcpu is not None
+        self._native_vcpu.take_abort(mgnative.TAKE_RESTORE)
+        return fault
+
+    def native_abort(self) -> tuple[int, int, int]:
+        nv = self._native_vcpu
+        if nv is None:
+            raise BackendError("no native fast path: no native abort")
+        a = nv.abort
+        return a.elr, a.esr, a.far
+
+    def take_native_abort(self, enter: bool) -> bool:
+        nv = self._native_vcpu
+        if nv is None:
+            raise BackendError("no native fast path: no native abort")
+        done = nv.take_abort(mgnative.TAKE_ENTER if enter else mgnative.TAKE_RESTORE)
+        if done == 0:
+            raise BackendError("no native abort to take")
+        return enter and done == 1
 
     def stop(self) -> None:
         self.uc.emu_stop()
@@ -405,18 +444,23 @@ class UnicornVcpu:
         # With a trace, every access and call goes to Python, which records it.
         nv.fast_mmio = not traced
         nv.native_hvc = not traced
+        # Refusals become aborts in C only when they are aborts (not audited).
+        nv.native_abort = not traced and vcpu.vm.config.guard_mode is GuardMode.ENFORCE
         profile = vcpu.vm.config.profile
         nv.set_hypercalls(
             profile.feature_bitmap(), [c.fid for c in profile.calls if c.op is GuardOp.INFO]
         )
 
         def on_decode(pc: int, insn: Insn) -> None:
-            nv.cache_put(pc, insn.fast, insn.size, insn.is_write)
+            nv.cache_put(pc, insn.fast, insn.size, insn.is_write, _address_form(insn))
 
         vcpu.on_decode = on_decode
         vcpu.on_cache_clear = nv.cache_clear
         self._hook_add(UC_HOOK_INTR, ctypes.c_void_p(native.lib.intr_ptr),
                        ctypes.c_void_p(nv.handle), 1, 0, "the native interrupt hook")
+        self._hook_add(C.UC_HOOK_MEM_READ_UNMAPPED | C.UC_HOOK_MEM_WRITE_UNMAPPED,
+                       ctypes.c_void_p(native.lib.mem_unmapped_ptr), ctypes.c_void_p(nv.handle),
+                       1, 0, "the native unmapped-access hook")
 
     def _install_pc_sync(self) -> None:
         """Make Unicorn keep PC exact at every load and store.
@@ -658,6 +702,19 @@ class UnicornVcpu:
         )
         if err != C.UC_ERR_OK:
             raise BackendError(f"cannot map device region {base:#x}+{size:#x}: error {err}")
+
+
+def _address_form(insn: Insn) -> mgnative.AddressForm | None:
+    """What C needs to compute a fast instruction's effective address (None: C cannot, and
+    lets Python decide its accesses once the guard is enrolled)."""
+    ls = insn.ls
+    if ls is None or not insn.fast or ls.rn is None or ls.simd or ls.pointer_auth:
+        return None
+    if ls.mode is AddrMode.OFFSET:
+        return mgnative.AddressForm(ls.rt, ls.rn, ls.imm)
+    if ls.mode is AddrMode.REGISTER and ls.rm is not None:
+        return mgnative.AddressForm(ls.rt, ls.rn, rm=ls.rm, extend=ls.extend.value, shift=ls.shift)
+    return None
 
 
 def disassembler() -> Callable[[int, int], str]:

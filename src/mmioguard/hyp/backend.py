@@ -39,6 +39,9 @@ class Fault(enum.Enum):
     READ = "read"
     WRITE = "write"
     FETCH = "fetch"
+    # Not a fault: the backend's native fast path refused an access and recorded the guard's
+    # abort (``native_abort``), to be taken with ``take_native_abort``.
+    NATIVE_ABORT = "native-abort"
 
 
 # Device-access callbacks handed to the backend for one region: (pc, offset, size) for reads
@@ -91,6 +94,16 @@ class VcpuBackend(Protocol):
 
     def stop(self) -> None:
         """Ask the running ``run`` to return (callable from inside callbacks)."""
+        ...
+
+    def native_abort(self) -> tuple[int, int, int]:
+        """(ELR, ESR, FAR) of the abort behind ``Fault.NATIVE_ABORT``."""
+        ...
+
+    def take_native_abort(self, enter: bool) -> bool:
+        """Put back the registers the aborted instruction wrote and, with ``enter``, perform
+        the exception entry. False when it did not enter (a state the native path does not
+        model): the registers are back and the caller enters."""
         ...
 
     def map_device(self, base: int, size: int, read: MmioRead, write: MmioWrite) -> None: ...

@@ -232,6 +232,10 @@ class Vcpu:
                     return pending
                 if stop is not None:
                     return stop
+            elif fault is Fault.NATIVE_ABORT:
+                stop = self._native_abort()
+                if stop is not None:
+                    return stop
             elif fault is not None:
                 stop = self._on_fault(fault)
                 if stop is not None:
@@ -448,6 +452,13 @@ class Vcpu:
         slow = self._mmio_slow
         shift = guard.shift
 
+        # Enrolled, the fast path lets a piece through when its granule is mapped and it ends
+        # before the granule's last byte: (pa + size) >> shift == g. Unicorn hands an unaligned
+        # access to the callbacks in aligned pieces, lowest address first (docs/unicorn.md):
+        # the piece that could pass while a later one is refused is the one that ends at a
+        # granule's end, and it goes to _mmio_slow, which decides on the instruction's whole
+        # access. Only accesses to the last bytes of a granule pay for that; the native path
+        # compares the piece with the effective address instead (cheap in C).
         def fast_read(pc: int, offset: int, size: int) -> int:
             insn = cache.get(pc) or insn_at(pc)
             if insn.fast and insn.size == size and not insn.is_write:
@@ -455,7 +466,7 @@ class Vcpu:
                     return read(offset, size)
                 pa = base + offset
                 g = pa >> shift
-                if g in mapped and (pa + size - 1) >> shift == g:
+                if g in mapped and (pa + size) >> shift == g:
                     return read(offset, size)
             return slow(insn, pc, base, offset, size, False, 0, read, write)
 
@@ -467,7 +478,7 @@ class Vcpu:
                     return
                 pa = base + offset
                 g = pa >> shift
-                if g in mapped and (pa + size - 1) >> shift == g:
+                if g in mapped and (pa + size) >> shift == g:
                     write(offset, size, value)
                     return
             slow(insn, pc, base, offset, size, True, value, read, write)
@@ -809,6 +820,40 @@ class Vcpu:
             at, address, old = self._undo.pop()
             if at == pc:
                 self.vm.memory.write(address, old)
+
+    def _native_abort(self) -> Exit | None:
+        """Take the guard abort the backend's native path recorded.
+
+        C refused the access exactly as ``_mmio_slow``/``_on_fault`` would (the whole access,
+        guard enforcing, untraced) and recorded the ``_Abort`` they would: ELR, the ESR of
+        ``_inject_guard_abort`` and the effective address as FAR. The backend puts back what
+        the load wrote and performs the entry ``_inject`` would, in one call. Python keeps the
+        exception-loop check and the accounting; whenever the check needs the registers (a
+        repeat's start, the limit), RAM writes must be undone, or C does not model the state,
+        Python's own path takes the abort, the reference.
+        """
+        backend = self.backend
+        elr, esr, far = backend.native_abort()
+        key = (elr, esr, far)
+        repeat = key == self._loop_key
+        count = self._loop_count + 1
+        python = (
+            bool(self._undo)
+            or self.vm.tracer is not None
+            or (repeat and (count == 1 or count >= self.vm.config.exception_loop_limit))
+        )
+        if python or not backend.take_native_abort(enter=True):
+            if python:
+                backend.take_native_abort(enter=False)
+            return self._inject_guard_abort(elr, far)
+        # What _check_loop does when it neither reads the registers nor stops.
+        if repeat:
+            self._loop_count = count
+        else:
+            self._loop_key = key
+            self._loop_count = 0
+        self.exceptions_injected += 1
+        return None
 
     def _inject_guard_abort(self, pc: int, far: int) -> Exit | None:
         self._undo_writes(pc)

@@ -1,4 +1,4 @@
-"""The native fast path: device accesses and discovery hypercalls decided in C.
+"""The native fast path: device accesses, guard aborts and discovery hypercalls decided in C.
 
 A small C library (``mgnative.c``, built at first use with the ``ziglang`` package, see
 :mod:`mmioguard.native.build`) whose functions have exactly Unicorn's callback signatures, so
@@ -13,11 +13,22 @@ that the common device accesses and hypercalls never enter Python::
     uclib.uc_mmio_map(uc._uch, base, size, lib.mmio_read_ptr, region.handle,
                       lib.mmio_write_ptr, region.handle)
     uclib.uc_hook_add(uc._uch, byref(hook), UC_HOOK_INTR, lib.intr_ptr, vcpu.handle, 1, 0)
+    uclib.uc_hook_add(uc._uch, byref(hook), UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED,
+                      lib.mem_unmapped_ptr, vcpu.handle, 1, 0)
 
 Python stays the source of truth: it mirrors the guard state (enrolled, mapped granules) into
 :class:`NativeGuard` and fills the decode cache of :class:`NativeVcpu` after decoding; whatever
 C cannot decide goes to the escapes, which take the same arguments as the Python callbacks of
 :meth:`mmioguard.hyp.vcpu.Vcpu.mmio_callbacks`.
+
+With :attr:`NativeVcpu.native_abort`, an access the guard refuses is not escaped: C records the
+abort Python would inject (:attr:`NativeVcpu.abort`) and stops the emulator; the run loop checks
+it and takes it with :meth:`NativeVcpu.take_abort`, which performs the exception entry::
+
+    uc.emu_start(...)                                    # returns: C stopped it
+    if vcpu.abort.active:
+        elr, esr, far = vcpu.abort.elr, vcpu.abort.esr, vcpu.abort.far
+        vcpu.take_abort(TAKE_ENTER)                      # registers put back, entry to EL1
 
 The escapes are called from C through ctypes: they must not raise (an exception would be
 printed and the access would read as 0), so wrap them like the backend's callbacks. The objects
@@ -39,8 +50,16 @@ from mmioguard.native.build import build_native
 
 __all__ = [
     "ABI_VERSION",
+    "DECIDE_ALLOW",
+    "DECIDE_ESCAPE",
+    "DECIDE_REFUSE",
     "KIND_GENERIC",
     "KIND_PL011",
+    "TAKE_DROP",
+    "TAKE_ENTER",
+    "TAKE_RESTORE",
+    "Abort",
+    "AddressForm",
     "IntrEscape",
     "NativeGuard",
     "NativeLib",
@@ -53,13 +72,27 @@ __all__ = [
     "load_native",
 ]
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 KIND_GENERIC = 0
 KIND_PL011 = 1
 
 VCPU_FAST_MMIO = 1
 VCPU_NATIVE_HVC = 2
+VCPU_NATIVE_ABORT = 4
+
+FORM_NONE = 0
+FORM_IMM = 1
+FORM_REG = 2
+EXTEND_UXTW, EXTEND_UXTX, EXTEND_SXTW, EXTEND_SXTX = 2, 3, 6, 7
+
+TAKE_DROP = 0
+TAKE_RESTORE = 1
+TAKE_ENTER = 2
+
+DECIDE_ESCAPE = 0
+DECIDE_ALLOW = 1
+DECIDE_REFUSE = 2
 
 PL011_FR_FAST = 1
 PL011_DR_FAST = 2
@@ -96,7 +129,36 @@ class _Stats(ctypes.Structure):
         ("hvc_native", ctypes.c_uint64),
         ("intr_escape", ctypes.c_uint64),
         ("errors", ctypes.c_uint64),
+        ("mmio_abort", ctypes.c_uint64),
+        ("fault_abort", ctypes.c_uint64),
+        ("abort_enter", ctypes.c_uint64),
     ]
+
+
+class Abort(ctypes.Structure):
+    """struct mg_abort: the guard abort C recorded (a live view of the vCPU's record)."""
+
+    _fields_ = [
+        ("active", ctypes.c_uint64),
+        ("elr", ctypes.c_uint64),
+        ("esr", ctypes.c_uint64),
+        ("far", ctypes.c_uint64),
+    ]
+
+
+@dataclass(frozen=True)
+class AddressForm:
+    """How C computes an instruction's effective address (``arch.decode.effective_address``):
+    ``[Xn|SP, #imm]``, or ``[Xn|SP, Rm, extend #shift]`` when ``rm`` is given. ``rt`` is the
+    data register (a load writes it). Registers are raw encodings (``rn`` 31 is SP, ``rm``
+    31 is XZR); ``extend`` is the option field (UXTW 2, UXTX/LSL 3, SXTW 6, SXTX 7)."""
+
+    rt: int
+    rn: int
+    imm: int = 0
+    rm: int | None = None
+    extend: int = EXTEND_UXTX
+    shift: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,6 +171,9 @@ class NativeStats:
     hvc_native: int  # hypercalls answered in C
     intr_escape: int  # interrupts (hypercalls included) handed to Python
     errors: int  # failed register reads/writes inside a callback
+    mmio_abort: int = 0  # device accesses refused in C (a pending abort, no escape)
+    fault_abort: int = 0  # faults on unmapped addresses turned into a pending abort in C
+    abort_enter: int = 0  # exception entries performed in C
 
 
 _vp = ctypes.c_void_p
@@ -139,9 +204,17 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
         [_vp, _int, _u64, ctypes.POINTER(ctypes.c_uint32), ctypes.c_size_t],
     ),
     "mg_vcpu_cache_put": (_int, [_vp, _u64, _int, _uint, _int]),
+    "mg_vcpu_cache_put_form": (
+        _int,
+        [_vp, _u64, _int, _uint, _int, _uint, _uint, _uint, _uint, _uint, _uint, ctypes.c_int64],
+    ),
     "mg_vcpu_cache_get": (
         _int,
         [_vp, _u64, ctypes.POINTER(_int), ctypes.POINTER(_uint), ctypes.POINTER(_int)],
+    ),
+    "mg_vcpu_cache_get_form": (
+        _int,
+        [_vp, _u64, *([ctypes.POINTER(_uint)] * 6), ctypes.POINTER(ctypes.c_int64)],
     ),
     "mg_vcpu_cache_remove": (_int, [_vp, _u64]),
     "mg_vcpu_cache_clear": (_int, [_vp]),
@@ -149,6 +222,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "mg_vcpu_cache_slots": (_u64, [_vp]),
     "mg_vcpu_get_stats": (_int, [_vp, ctypes.POINTER(_Stats), ctypes.c_size_t]),
     "mg_vcpu_reset_stats": (_int, [_vp]),
+    "mg_vcpu_abort": (ctypes.POINTER(Abort), [_vp]),
+    "mg_vcpu_take_abort": (_int, [_vp, _uint]),
     "mg_pl011_create": (_vp, [ctypes.c_uint32]),
     "mg_pl011_destroy": (_int, [_vp]),
     "mg_pl011_set_mode": (_int, [_vp, _uint, _int]),
@@ -165,6 +240,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "mg_mmio_write": (None, [_vp, _u64, _uint, _u64, _vp]),
     "mg_intr": (None, [_vp, ctypes.c_uint32, _vp]),
     "mg_mem_nop": (None, [_vp, _int, _u64, _int, ctypes.c_int64, _vp]),
+    "mg_mem_unmapped": (ctypes.c_bool, [_vp, _int, _u64, _int, ctypes.c_int64, _vp]),
 }
 
 
@@ -213,6 +289,9 @@ class NativeLib:
         self.intr_ptr = self._pointer("mg_intr")
         #: A no-op uc_cb_hookmem_t for the PC synchronisation hooks (no user data).
         self.mem_nop_ptr = self._pointer("mg_mem_nop")
+        #: uc_cb_eventmem_t for UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED (user
+        #: data: a vCPU): with native aborts, records the guard's abort of a fault it decides.
+        self.mem_unmapped_ptr = self._pointer("mg_mem_unmapped")
 
     def _pointer(self, name: str) -> int:
         value = ctypes.cast(self.fn[name], ctypes.c_void_p).value
@@ -387,10 +466,21 @@ class NativeVcpu(_Owned):
         super().__init__(lib, ptr, "vCPU")
         self.cache_capacity = cache_capacity
         self._put = fn["mg_vcpu_cache_put"]
+        self._put_form = fn["mg_vcpu_cache_put_form"]
+        self._take = fn["mg_vcpu_take_abort"]
         self._fast = ctypes.c_int()
         self._size = ctypes.c_uint()
         self._write = ctypes.c_int()
         self._stats = _Stats()
+        record = fn["mg_vcpu_abort"](self.handle)
+        if not record:
+            raise NativeError("no abort record for the native vCPU")
+        #: The guard abort C recorded, read in place (no call): ``active``, ``elr``, ``esr``,
+        #: ``far``. Valid until :meth:`close`, then an inactive copy.
+        self.abort: Abort = record.contents
+
+    def _closed_hook(self) -> None:
+        self.abort = Abort()  # the C record is freed: never read it again
 
     @property
     def intr_ptr(self) -> int:
@@ -427,6 +517,17 @@ class NativeVcpu(_Owned):
     def native_hvc(self, on: bool) -> None:
         self._set_flag(VCPU_NATIVE_HVC, on)
 
+    @property
+    def native_abort(self) -> bool:
+        """Record the guard's abort in C for a fast access it refuses, and for a fault on an
+        unmapped address it can decide (the ``mem_unmapped_ptr`` hook), instead of escaping
+        (off by default; only while the guard enforces and nothing is traced)."""
+        return bool(self.flags & VCPU_NATIVE_ABORT)
+
+    @native_abort.setter
+    def native_abort(self, on: bool) -> None:
+        self._set_flag(VCPU_NATIVE_ABORT, on)
+
     def set_hypercalls(self, features: int | None, info_fids: Sequence[int] = ()) -> None:
         """What the native hypercalls answer: the KVM feature bitmap (None: Python answers
         VENDOR_HYP_KVM_FEATURES) and the function IDs of the guard's INFO call (x0 = granule)."""
@@ -446,18 +547,58 @@ class NativeVcpu(_Owned):
 
     # -- decode cache -----------------------------------------------------------------------
 
-    def cache_put(self, pc: int, fast: bool, size: int, is_write: bool) -> int:
+    def cache_put(
+        self, pc: int, fast: bool, size: int, is_write: bool, form: AddressForm | None = None
+    ) -> int:
         """Record what the instruction at ``pc`` is (``Insn.fast``, ``Insn.size``,
-        ``Insn.is_write``). A non-fast entry may carry any size (stored as 0 above 8).
-        Returns 1 inserted, 0 replaced, 2 inserted after emptying the full cache."""
+        ``Insn.is_write``) and how to compute its effective address (without ``form``, C lets
+        Python decide every access by it once the guard is enrolled). A non-fast entry may
+        carry any size (stored as 0 above 8). Returns 1 inserted, 0 replaced, 2 inserted after
+        emptying the full cache."""
         if not fast and not 0 <= size <= 8:
             size = 0
-        result = int(
-            self._put(self.handle, _u64_arg("pc", pc), 1 if fast else 0, size, 1 if is_write else 0)
-        )
+        w = 1 if is_write else 0
+        f = 1 if fast else 0
+        if form is None:
+            result = int(self._put(self.handle, _u64_arg("pc", pc), f, size, w))
+        else:
+            mode = FORM_IMM if form.rm is None else FORM_REG
+            imm = form.imm if form.rm is None else 0
+            if not -(1 << 63) <= imm < 1 << 63:
+                raise ValueError(f"offset {imm} is not a signed 64-bit value")
+            result = int(
+                self._put_form(
+                    self.handle,
+                    _u64_arg("pc", pc),
+                    f,
+                    size,
+                    w,
+                    mode,
+                    form.rt,
+                    form.rn,
+                    form.rm or 0,
+                    form.extend,
+                    form.shift,
+                    imm,
+                )
+            )
         if result < 0:
-            raise ValueError(f"invalid decode-cache entry: fast={fast} size={size}")
+            raise ValueError(f"invalid decode-cache entry: fast={fast} size={size} {form}")
         return result
+
+    def cache_form(self, pc: int) -> AddressForm | None:
+        """The address form stored for ``pc`` (None: absent, or stored without one)."""
+        vals = [ctypes.c_uint() for _ in range(6)]
+        imm = ctypes.c_int64()
+        found = self.lib.fn["mg_vcpu_cache_get_form"](
+            self.handle, _u64_arg("pc", pc), *[ctypes.byref(x) for x in vals], ctypes.byref(imm)
+        )
+        mode, rt, rn, rm, extend, shift = (x.value for x in vals)
+        if int(found) != 1 or mode == FORM_NONE:
+            return None
+        if mode == FORM_IMM:
+            return AddressForm(rt, rn, imm.value, None, extend, shift)
+        return AddressForm(rt, rn, 0, rm, extend, shift)
 
     def cache_get(self, pc: int) -> tuple[bool, int, bool] | None:
         """(fast, size, is_write) for ``pc``, or None."""
@@ -496,11 +637,30 @@ class NativeVcpu(_Owned):
         ):
             raise NativeError("cannot read the native counters")
         return NativeStats(
-            s.mmio_native, s.mmio_forward, s.mmio_escape, s.hvc_native, s.intr_escape, s.errors
+            s.mmio_native,
+            s.mmio_forward,
+            s.mmio_escape,
+            s.hvc_native,
+            s.intr_escape,
+            s.errors,
+            s.mmio_abort,
+            s.fault_abort,
+            s.abort_enter,
         )
 
     def reset_stats(self) -> None:
         self.lib.fn["mg_vcpu_reset_stats"](self.handle)
+
+    # -- guard aborts decided in C ---------------------------------------------------------
+
+    def take_abort(self, mode: int) -> int:
+        """Take the recorded abort: TAKE_DROP forgets it, TAKE_RESTORE puts back the register
+        the aborted load wrote, TAKE_ENTER also performs the exception entry. Returns 1 done,
+        2 registers put back but not entered (a state C does not model), 0 nothing pending."""
+        result = int(self._take(self.handle, mode))
+        if result < 0:
+            raise NativeError(f"cannot take the native abort (mode {mode}): error {result}")
+        return result
 
 
 class NativePl011(_Owned):
@@ -650,7 +810,12 @@ class NativeRegion(_Owned):
         return self.lib.mmio_write_ptr
 
     def decide(self, pc: int, offset: int, size: int, is_write: bool) -> bool:
-        """The fast-path decision alone (what the callbacks do before answering)."""
+        """The fast-path decision alone (what the callbacks do before answering): True when C
+        lets the access through."""
+        return self.judge(pc, offset, size, is_write) == DECIDE_ALLOW
+
+    def judge(self, pc: int, offset: int, size: int, is_write: bool) -> int:
+        """DECIDE_ALLOW, DECIDE_REFUSE (C would record an abort) or DECIDE_ESCAPE."""
         result = self.lib.fn["mg_region_decide"](
             self.handle,
             _u64_arg("pc", pc),
@@ -658,7 +823,7 @@ class NativeRegion(_Owned):
             size,
             1 if is_write else 0,
         )
-        return int(result) == 1
+        return int(result)
 
     # PL011 conveniences (the state may be shared with other vCPUs' regions).
 

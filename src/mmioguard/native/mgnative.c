@@ -1,11 +1,15 @@
 /*
- * mmioguard native fast path: device accesses and discovery hypercalls decided in C.
+ * mmioguard native fast path: device accesses, guard aborts and discovery hypercalls in C.
  *
  * Mirrors the untraced hot path of mmioguard.hyp.vcpu.Vcpu.mmio_callbacks: an access is let
  * through when the decode cache has a fast entry for its PC of the same size and direction and
- * (the VM is not enrolled, or the granule of its first byte is mapped and its last byte is in
- * the same granule). Anything else goes to Python, which decides exactly as it does without
- * this module. See mgnative.h for the API and the ownership rules.
+ * (the VM is not enrolled, or the piece Unicorn hands over is the instruction's whole access,
+ * the granule of its first byte is mapped and its last byte is in the same granule). With
+ * MG_VCPU_NATIVE_ABORT, a whole fast access to an unmapped granule is refused in C: the abort
+ * Python would inject is recorded, the emulator stopped, and the run loop takes it
+ * (mg_vcpu_take_abort performs the exception entry as mmioguard.arch.exception.enter says).
+ * Anything else goes to Python, which decides exactly as it does without this module. See
+ * mgnative.h for the API and the ownership rules.
  */
 #include "mgnative.h"
 
@@ -32,15 +36,49 @@
 
 #define MG_GUARD_MIN_SLOTS 1024u
 
+/* Unicorn hands an unaligned device access to the callbacks in aligned pieces (within a page
+ * too, MMU on or off: docs/unicorn.md), none of which starts at the instruction's effective
+ * address: a piece is the whole access only if its offset in the 4 KiB page (Unicorn's page for
+ * AArch64, where a virtual and a physical address agree whatever the translation) is the
+ * effective address's. */
+#define MG_PAGE_OFFSET_MASK 0xfffull
+
+/* PSTATE and exception entry (mmioguard.arch.exception). */
+#define MG_PSTATE_SP 1ull         /* M[0]: SP_ELx in use */
+#define MG_PSTATE_NRW (1ull << 4) /* M[4]: AArch32 */
+#define MG_BOOT_PSTATE 0x3c5ull   /* EL1h, DAIF masked */
+#define MG_VECTOR_CUR_SP0 0x000u
+#define MG_VECTOR_CUR_SPX 0x200u
+#define MG_VECTOR_LOWER_A64 0x400u
+#define MG_SCTLR_M 1ull
+#define MG_VA_FLAT_LIMIT (1ull << 48) /* MMU off: Python's translate is flat below this */
+
+/* ESR of the guard's external data abort (mmioguard.arch.esr.external_data_abort). */
+#define MG_EC_DABT_LOW 0x24ull
+#define MG_EC_DABT_CUR 0x25ull
+#define MG_ESR_IL (1ull << 25)
+#define MG_FSC_EXTERNAL 0x10ull
+
+/* System registers without a Unicorn register id: (crn, crm, op0, op1, op2). */
+#define MG_CP_SPSR_EL1 4, 0, 3, 0, 0
+#define MG_CP_SCTLR_EL1 1, 0, 3, 0, 0
+
 /* -- open-addressing hash table of 64-bit keys (linear probing, load <= 1/2) --------------- */
 
 struct mg_slot {
     uint64_t key;
+    int64_t imm; /* decode cache: the offset of MG_FORM_IMM */
     uint8_t used;
     uint8_t fast;
     uint8_t size;
     uint8_t is_write;
-    uint32_t reserved;
+    uint8_t form; /* decode cache: MG_FORM_*; the fields below are 0..31 / checked values */
+    uint8_t rt;
+    uint8_t rn;
+    uint8_t rm;
+    uint8_t extend;
+    uint8_t shift;
+    uint8_t reserved[6];
 };
 
 struct mg_table {
@@ -340,6 +378,12 @@ struct mg_vcpu {
     uint64_t cache_capacity;
     struct mg_table cache;
     struct mg_stats stats;
+    struct mg_abort abort;
+    /* The register the aborted load wrote after its callback returned (docs/unicorn.md), put
+     * back by mg_vcpu_take_abort: a Unicorn register id, its value before the load. */
+    uint32_t saved;
+    int saved_reg;
+    uint64_t saved_value;
 };
 
 static inline bool vcpu_ok(const struct mg_vcpu *v)
@@ -408,12 +452,18 @@ MG_API int mg_vcpu_set_hypercalls(struct mg_vcpu *v, int have_features, uint64_t
     return 0;
 }
 
-MG_API int mg_vcpu_cache_put(struct mg_vcpu *v, uint64_t pc, int fast, unsigned size,
-                             int is_write)
+MG_API int mg_vcpu_cache_put_form(struct mg_vcpu *v, uint64_t pc, int fast, unsigned size,
+                                  int is_write, unsigned form, unsigned rt, unsigned rn,
+                                  unsigned rm, unsigned extend, unsigned shift, int64_t imm)
 {
     if (!vcpu_ok(v) || size > 8)
         return -1;
     if (fast && size != 1 && size != 2 && size != 4 && size != 8)
+        return -1;
+    if (form > MG_FORM_REG || rt > 31 || rn > 31 || rm > 31 || shift > 4)
+        return -1;
+    if (extend != MG_EXTEND_UXTW && extend != MG_EXTEND_UXTX && extend != MG_EXTEND_SXTW &&
+        extend != MG_EXTEND_SXTX)
         return -1;
     int result = 1;
     bool found;
@@ -436,7 +486,21 @@ MG_API int mg_vcpu_cache_put(struct mg_vcpu *v, uint64_t pc, int fast, unsigned 
     s->fast = fast != 0;
     s->size = (uint8_t)size;
     s->is_write = is_write != 0;
+    s->form = (uint8_t)form;
+    s->rt = (uint8_t)rt;
+    s->rn = (uint8_t)rn;
+    s->rm = (uint8_t)rm;
+    s->extend = (uint8_t)extend;
+    s->shift = (uint8_t)shift;
+    s->imm = form == MG_FORM_IMM ? imm : 0;
     return result;
+}
+
+MG_API int mg_vcpu_cache_put(struct mg_vcpu *v, uint64_t pc, int fast, unsigned size,
+                             int is_write)
+{
+    return mg_vcpu_cache_put_form(v, pc, fast, size, is_write, MG_FORM_NONE, 0, 0, 0,
+                                  MG_EXTEND_UXTX, 0, 0);
 }
 
 MG_API int mg_vcpu_cache_get(const struct mg_vcpu *v, uint64_t pc, int *fast, unsigned *size,
@@ -453,6 +517,32 @@ MG_API int mg_vcpu_cache_get(const struct mg_vcpu *v, uint64_t pc, int *fast, un
         *size = s->size;
     if (is_write != NULL)
         *is_write = s->is_write;
+    return 1;
+}
+
+MG_API int mg_vcpu_cache_get_form(const struct mg_vcpu *v, uint64_t pc, unsigned *form,
+                                  unsigned *rt, unsigned *rn, unsigned *rm, unsigned *extend,
+                                  unsigned *shift, int64_t *imm)
+{
+    if (!vcpu_ok(v))
+        return -1;
+    const struct mg_slot *s = table_find(&v->cache, pc);
+    if (s == NULL)
+        return 0;
+    if (form != NULL)
+        *form = s->form;
+    if (rt != NULL)
+        *rt = s->rt;
+    if (rn != NULL)
+        *rn = s->rn;
+    if (rm != NULL)
+        *rm = s->rm;
+    if (extend != NULL)
+        *extend = s->extend;
+    if (shift != NULL)
+        *shift = s->shift;
+    if (imm != NULL)
+        *imm = s->imm;
     return 1;
 }
 
@@ -673,27 +763,94 @@ MG_API int mg_region_destroy(struct mg_region *r)
     return 0;
 }
 
-/* The guard's fast decision (Vcpu.mmio_callbacks' fast_read/fast_write): true only when the
- * access is certainly forwarded; false sends it to Python, which decides. */
-static inline bool decide(const struct mg_region *r, uint64_t pc, uint64_t offset, unsigned size,
-                          bool is_write)
+/* -- registers ------------------------------------------------------------------------------ */
+
+/* Unicorn's id of X<n>, n in 0..30 (X29 and X30 are not after X28 in uc_arm64_reg). */
+static inline int xreg_id(unsigned n)
 {
-    const struct mg_vcpu *v = r->vcpu;
+    if (n <= 28)
+        return UC_ARM64_REG_X0 + (int)n;
+    return n == 29 ? UC_ARM64_REG_X29 : UC_ARM64_REG_X30;
+}
+
+/* The instruction's effective address from its cached address form and the registers, as
+ * mmioguard.arch.decode.effective_address computes it (wrapping at 2^64). False when the entry
+ * has no form or a register cannot be read. */
+static bool effective_address(struct mg_vcpu *v, const struct mg_slot *e, uint64_t *ea)
+{
+    if (e->form != MG_FORM_IMM && e->form != MG_FORM_REG)
+        return false;
+    uint64_t vals[2] = {0, 0};
+    int ids[2];
+    void *ptrs[2] = {&vals[0], &vals[1]};
+    int n = 0;
+    ids[n++] = e->rn == 31 ? UC_ARM64_REG_SP : xreg_id(e->rn);
+    if (e->form == MG_FORM_REG && e->rm != 31) /* rm 31 is XZR: the index stays 0 */
+        ids[n++] = xreg_id(e->rm);
+    if (uc_reg_read_batch(v->uc, ids, ptrs, n) != UC_ERR_OK) {
+        v->stats.errors++;
+        return false;
+    }
+    if (e->form == MG_FORM_IMM) {
+        *ea = vals[0] + (uint64_t)e->imm;
+        return true;
+    }
+    uint64_t index = vals[1];
+    if (e->extend == MG_EXTEND_UXTW)
+        index &= 0xffffffffull;
+    else if (e->extend == MG_EXTEND_SXTW)
+        index = (index & 0x80000000ull) ? (index | 0xffffffff00000000ull)
+                                        : (index & 0xffffffffull);
+    *ea = vals[0] + (index << (e->shift & 7u)); /* shift <= 4, checked at put */
+    return true;
+}
+
+/* -- the guard's decision -------------------------------------------------------------------- */
+
+enum mg_verdict {
+    MG_ESCAPE = 0, /* Python decides */
+    MG_ALLOW = 1,  /* certainly forwarded */
+    MG_REFUSE = 2, /* certainly aborted: the whole access of a fast instruction, guard enforcing */
+};
+
+/* The guard's fast decision (Vcpu.mmio_callbacks' fast_read/fast_write, and for a refusal
+ * Vcpu._mmio_slow's): MG_ALLOW only when the access is certainly forwarded, MG_REFUSE (with the
+ * entry and the effective address) only when it is certainly aborted; anything else escapes. */
+static inline enum mg_verdict judge(const struct mg_region *r, uint64_t pc, uint64_t offset,
+                                    unsigned size, bool is_write, const struct mg_slot **entry,
+                                    uint64_t *far)
+{
+    struct mg_vcpu *v = r->vcpu;
     if (!(v->flags & MG_VCPU_FAST_MMIO))
-        return false;
+        return MG_ESCAPE;
     if (size == 0 || size > 8 || offset >= r->size || size > r->size - offset)
-        return false;
+        return MG_ESCAPE;
     const struct mg_slot *e = table_find(&v->cache, pc);
     if (e == NULL || !e->fast || e->size != size || (bool)e->is_write != is_write)
-        return false;
+        return MG_ESCAPE;
     const struct mg_guard *g = v->guard;
     if (!g->enrolled)
-        return true;
+        return MG_ALLOW;
     uint64_t pa = r->base + offset; /* no wrap: base + size - 1 was checked at creation */
+    uint64_t ea;
+    if (!effective_address(v, e, &ea))
+        return MG_ESCAPE;
+    /* Unicorn splits an unaligned access into aligned pieces, each reaching the callback on
+     * its own: a piece that fits a mapped granule must not be let through when another piece
+     * is refused. Only the whole access is decided here; a piece goes to Python, which decides
+     * on the instruction's whole access. */
+    if (((ea ^ pa) & MG_PAGE_OFFSET_MASK) != 0)
+        return MG_ESCAPE;
     uint64_t granule = pa >> g->shift;
     if (((pa + (size - 1)) >> g->shift) != granule)
-        return false; /* crosses into the next granule: Python checks both */
-    return table_find(&g->set, granule) != NULL;
+        return MG_ESCAPE; /* crosses into the next granule: Python checks both */
+    if (table_find(&g->set, granule) != NULL)
+        return MG_ALLOW;
+    if (!(v->flags & MG_VCPU_NATIVE_ABORT))
+        return MG_ESCAPE;
+    *entry = e;
+    *far = ea;
+    return MG_REFUSE;
 }
 
 MG_API int mg_region_decide(const struct mg_region *r, uint64_t pc, uint64_t offset,
@@ -701,8 +858,163 @@ MG_API int mg_region_decide(const struct mg_region *r, uint64_t pc, uint64_t off
 {
     if (!region_ok(r))
         return -1;
-    return decide(r, pc, offset, size, is_write != 0);
+    const struct mg_slot *e = NULL;
+    uint64_t far = 0;
+    return (int)judge(r, pc, offset, size, is_write != 0, &e, &far);
 }
+
+/* -- guard aborts ---------------------------------------------------------------------------- */
+
+/* Record the guard's abort of the instruction at pc (entry e, effective address far): the
+ * values Python's _Abort would carry, and the load's destination register as it is now, before
+ * Unicorn writes it. False (nothing recorded) when Python must handle it: a register cannot be
+ * read, a state C does not model, or an abort already waiting. */
+static bool record_abort(struct mg_vcpu *v, const struct mg_slot *e, uint64_t pc, uint64_t far,
+                         bool save_rt)
+{
+    if (v->abort.active)
+        return false;
+    uint64_t vals[2] = {0, 0};
+    int ids[2] = {UC_ARM64_REG_PSTATE, 0};
+    void *ptrs[2] = {&vals[0], &vals[1]};
+    int n = 1;
+    bool save = save_rt && !e->is_write && e->rt != 31; /* rt 31 is WZR/XZR: nothing written */
+    if (save)
+        ids[n++] = xreg_id(e->rt);
+    if (uc_reg_read_batch(v->uc, ids, ptrs, n) != UC_ERR_OK) {
+        v->stats.errors++;
+        return false;
+    }
+    uint64_t pstate = vals[0];
+    uint64_t el = (pstate >> 2) & 3u;
+    if ((pstate & MG_PSTATE_NRW) || el > 1)
+        return false;
+    v->saved = save;
+    v->saved_reg = save ? ids[1] : 0;
+    v->saved_value = save ? vals[1] : 0;
+    v->abort.elr = pc;
+    v->abort.esr = ((el == 0 ? MG_EC_DABT_LOW : MG_EC_DABT_CUR) << 26) | MG_ESR_IL |
+                   MG_FSC_EXTERNAL;
+    v->abort.far = far;
+    v->abort.active = 1;
+    return true;
+}
+
+MG_API const struct mg_abort *mg_vcpu_abort(const struct mg_vcpu *v)
+{
+    return vcpu_ok(v) ? &v->abort : NULL;
+}
+
+/* A fault on an unmapped address, decided as Vcpu._on_fault would when that is cheap: the MMU
+ * off, a fast entry with an address form for PC, the guard enrolled and enforcing. Records the
+ * abort and returns true; false leaves it to Python. address: the piece that faulted. */
+static bool fault_abort(struct mg_vcpu *v, bool is_write, uint64_t address)
+{
+    const unsigned need = MG_VCPU_FAST_MMIO | MG_VCPU_NATIVE_ABORT;
+    const struct mg_guard *g = v->guard;
+    if ((v->flags & need) != need || !g->enrolled || v->abort.active)
+        return false;
+    uint64_t pc = 0;
+    uc_arm64_cp_reg sctlr = {MG_CP_SCTLR_EL1, 0};
+    int ids[2] = {UC_ARM64_REG_PC, UC_ARM64_REG_CP_REG};
+    void *ptrs[2] = {&pc, &sctlr};
+    if (uc_reg_read_batch(v->uc, ids, ptrs, 2) != UC_ERR_OK) {
+        v->stats.errors++;
+        return false;
+    }
+    if (sctlr.val & MG_SCTLR_M)
+        return false; /* the MMU is on: Python walks the tables for the physical address */
+    const struct mg_slot *e = table_find(&v->cache, pc);
+    if (e == NULL || !e->fast || (bool)e->is_write != is_write)
+        return false;
+    uint64_t ea;
+    if (!effective_address(v, e, &ea) || ea >= MG_VA_FLAT_LIMIT)
+        return false;
+    uint64_t end = ea + (e->size - 1u);
+    /* The faulting piece lies on the page of the access's first or last byte, or the PC is not
+     * that of the accessing instruction: then Python looks. */
+    if (((address ^ ea) >> 12) != 0 && ((address ^ end) >> 12) != 0)
+        return false;
+    /* MMU off: the physical address is the virtual one (Vcpu.translate). Python's decide()
+     * forwards when both granules are mapped (then it emulates the access): only the refusal
+     * is taken here. Nothing was written: the fault stopped the instruction. */
+    uint64_t first = ea >> g->shift;
+    uint64_t last = end >> g->shift;
+    if (table_find(&g->set, first) != NULL &&
+        (last == first || table_find(&g->set, last) != NULL))
+        return false;
+    if (!record_abort(v, e, pc, ea, false))
+        return false;
+    v->stats.fault_abort++;
+    return true;
+}
+
+MG_API int mg_vcpu_take_abort(struct mg_vcpu *v, unsigned mode)
+{
+    if (!vcpu_ok(v) || mode > MG_TAKE_ENTER)
+        return -1;
+    if (!v->abort.active)
+        return 0;
+    struct mg_abort a = v->abort;
+    bool saved = v->saved;
+    v->abort.active = 0;
+    v->saved = 0;
+    if (mode == MG_TAKE_DROP)
+        return 1;
+    uc_engine *uc = v->uc;
+    if (saved && uc_reg_write(uc, v->saved_reg, &v->saved_value) != UC_ERR_OK) {
+        v->stats.errors++;
+        return -2;
+    }
+    if (mode == MG_TAKE_RESTORE)
+        return 1;
+
+    /* Exception entry to EL1 (mmioguard.arch.exception.enter), written as Vcpu._inject writes
+     * it: one batch in the same order, SPSR_EL1 last as a system register, which also makes
+     * Unicorn recompute its cached PSTATE flags (docs/unicorn.md). */
+    uint64_t pstate = 0, vbar = 0, sp = 0, sp_el1 = 0;
+    {
+        const int ids[4] = {UC_ARM64_REG_PSTATE, UC_ARM64_REG_VBAR_EL1, UC_ARM64_REG_SP,
+                            UC_ARM64_REG_SP_EL1};
+        void *ptrs[4] = {&pstate, &vbar, &sp, &sp_el1};
+        if (uc_reg_read_batch(uc, ids, ptrs, 4) != UC_ERR_OK) {
+            v->stats.errors++;
+            return -2;
+        }
+    }
+    uint64_t el = (pstate >> 2) & 3u;
+    if ((pstate & MG_PSTATE_NRW) || el > 1)
+        return 2;
+    bool sp_elx = (pstate & MG_PSTATE_SP) != 0;
+    unsigned offset = el == 0 ? MG_VECTOR_LOWER_A64
+                              : (sp_elx ? MG_VECTOR_CUR_SPX : MG_VECTOR_CUR_SP0);
+    uint64_t pc = (vbar & ~0x7ffull) + offset;
+    bool bank = !sp_elx || el == 0; /* the SP in use was SP_EL0: bank it, SP_EL1 is current */
+    uint64_t boot = MG_BOOT_PSTATE;
+    uc_arm64_cp_reg spsr = {MG_CP_SPSR_EL1, pstate};
+    int ids[8] = {UC_ARM64_REG_ELR_EL1, UC_ARM64_REG_ESR_EL1, UC_ARM64_REG_PC,
+                  UC_ARM64_REG_FAR_EL1};
+    void *ptrs[8] = {&a.elr, &a.esr, &pc, &a.far};
+    int n = 4;
+    if (bank) {
+        ids[n] = UC_ARM64_REG_SP_EL0;
+        ptrs[n++] = &sp;
+        ids[n] = UC_ARM64_REG_SP;
+        ptrs[n++] = &sp_el1;
+    }
+    ids[n] = UC_ARM64_REG_PSTATE;
+    ptrs[n++] = &boot;
+    ids[n] = UC_ARM64_REG_CP_REG;
+    ptrs[n++] = &spsr;
+    if (uc_reg_write_batch(uc, ids, ptrs, n) != UC_ERR_OK) {
+        v->stats.errors++;
+        return -2;
+    }
+    v->stats.abort_enter++;
+    return 1;
+}
+
+/* -- Unicorn callbacks ------------------------------------------------------------------------ */
 
 static inline uint64_t size_mask(unsigned size)
 {
@@ -723,7 +1035,17 @@ MG_API uint64_t mg_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void
         v->stats.mmio_escape++;
         return r->read_escape(pc, offset, size);
     }
-    if (!decide(r, pc, offset, size, false)) {
+    const struct mg_slot *e = NULL;
+    uint64_t far = 0;
+    enum mg_verdict verdict = judge(r, pc, offset, size, false, &e, &far);
+    if (verdict == MG_REFUSE && record_abort(v, e, pc, far, true)) {
+        /* Unicorn writes the return value to the destination register before it stops:
+         * mg_vcpu_take_abort puts the saved value back. */
+        v->stats.mmio_abort++;
+        uc_emu_stop(uc);
+        return 0;
+    }
+    if (verdict != MG_ALLOW) {
         v->stats.mmio_escape++;
         return r->read_escape(pc, offset, size);
     }
@@ -755,7 +1077,15 @@ MG_API void mg_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_
         r->write_escape(pc, offset, size, value);
         return;
     }
-    if (!decide(r, pc, offset, size, true)) {
+    const struct mg_slot *e = NULL;
+    uint64_t far = 0;
+    enum mg_verdict verdict = judge(r, pc, offset, size, true, &e, &far);
+    if (verdict == MG_REFUSE && record_abort(v, e, pc, far, false)) {
+        v->stats.mmio_abort++;
+        uc_emu_stop(uc);
+        return;
+    }
+    if (verdict != MG_ALLOW) {
         v->stats.mmio_escape++;
         r->write_escape(pc, offset, size, value);
         return;
@@ -836,6 +1166,21 @@ MG_API void mg_intr(uc_engine *uc, uint32_t intno, void *user_data)
     }
     v->stats.intr_escape++;
     v->intr_escape(intno);
+}
+
+MG_API bool mg_mem_unmapped(uc_engine *uc, uc_mem_type type, uint64_t address, int size,
+                            int64_t value, void *user_data)
+{
+    (void)size;
+    (void)value;
+    struct mg_vcpu *v = user_data;
+    if (!vcpu_ok(v)) {
+        uc_emu_stop(uc);
+        return false;
+    }
+    if (type == UC_MEM_READ_UNMAPPED || type == UC_MEM_WRITE_UNMAPPED)
+        fault_abort(v, type == UC_MEM_WRITE_UNMAPPED, address);
+    return false; /* never handled: the emulator stops with the fault, recorded or not */
 }
 
 MG_API void mg_mem_nop(uc_engine *uc, uc_mem_type type, uint64_t address, int size,

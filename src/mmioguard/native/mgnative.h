@@ -6,7 +6,9 @@
  *   mg_guard   the guard state shared by all vCPUs of a VM: the enrolled flag, the granule
  *              shift and the set of mapped granule numbers (IPA >> shift).
  *   mg_vcpu    one vCPU: its Unicorn engine, its guard, a decode cache keyed by PC (fast flag,
- *              access size, direction) and the escape for interrupts C does not answer.
+ *              access size, direction, how to compute the effective address), the escape for
+ *              interrupts C does not answer, and at most one guard abort C recorded and the
+ *              run loop has not taken yet (mg_vcpu_abort, mg_vcpu_take_abort).
  *   mg_pl011   the state of one PL011 UART the fast path may answer for: the UARTFR value and
  *              a byte ring holding what the guest wrote to UARTDR. Shared by every vCPU's
  *              region of that UART, so output stays in guest order.
@@ -21,18 +23,20 @@
  * stopped). The callbacks never touch an object after calling a Python escape, so an escape
  * may call any function of this API.
  *
- * Every value a guest controls (PC, offset, size, function ID, granule number) is only ever
- * hashed, compared or masked: none is used as an index.
+ * Every value a guest controls (PC, offset, size, function ID, granule number, register values)
+ * is only ever hashed, compared, added or masked: none is used as an index. Register numbers
+ * in the decode cache come from Python and are checked (0..31) when an entry is stored.
  */
 #ifndef MMIOGUARD_NATIVE_H
 #define MMIOGUARD_NATIVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <unicorn/unicorn.h>
 
-#define MG_ABI_VERSION 1
+#define MG_ABI_VERSION 2
 
 /* Region kinds. */
 #define MG_KIND_GENERIC 0u
@@ -41,7 +45,28 @@
 /* vCPU flags. */
 #define MG_VCPU_FAST_MMIO 1u  /* decide device accesses in C (off: every access escapes) */
 #define MG_VCPU_NATIVE_HVC 2u /* answer the discovery hypercalls in C */
-#define MG_VCPU_FLAGS_ALL 3u
+/* A fast access the guard refuses (enrolled, granule not mapped) becomes a pending abort in C
+ * instead of an escape; so does a fault on an unmapped address (mg_mem_unmapped). Only while the
+ * guard enforces (not in audit mode) and nothing is traced: Python's path stays the reference. */
+#define MG_VCPU_NATIVE_ABORT 4u
+#define MG_VCPU_FLAGS_ALL 7u
+
+/* Address forms of a decode-cache entry: how C computes the instruction's effective address
+ * (the virtual address of its first byte), as mmioguard.arch.decode.effective_address does. */
+#define MG_FORM_NONE 0u /* C cannot: once the guard is enrolled, Python decides every access */
+#define MG_FORM_IMM 1u  /* [Xn|SP, #imm]: no writeback */
+#define MG_FORM_REG 2u  /* [Xn|SP, Rm{, extend #shift}]: no writeback */
+
+/* Index-register extensions (the instruction's option field). */
+#define MG_EXTEND_UXTW 2u
+#define MG_EXTEND_UXTX 3u /* LSL */
+#define MG_EXTEND_SXTW 6u
+#define MG_EXTEND_SXTX 7u
+
+/* What mg_vcpu_take_abort does with the pending abort. */
+#define MG_TAKE_DROP 0u    /* forget it, registers as they are (reset) */
+#define MG_TAKE_RESTORE 1u /* put back the register the aborted load wrote; Python enters */
+#define MG_TAKE_ENTER 2u   /* put it back and perform the exception entry to EL1 */
 
 /* PL011 modes. */
 #define MG_PL011_FR_FAST 1u /* answer reads of UARTFR (0x18) from the stored value */
@@ -76,6 +101,21 @@ struct mg_stats {
     uint64_t hvc_native;   /* hypercalls answered in C */
     uint64_t intr_escape;  /* interrupts (hypercalls included) handed to Python */
     uint64_t errors;       /* failed register accesses inside a callback */
+    uint64_t mmio_abort;   /* device accesses refused in C: a pending abort, no escape */
+    uint64_t fault_abort;  /* faults on unmapped addresses turned into a pending abort in C */
+    uint64_t abort_enter;  /* exception entries performed by mg_vcpu_take_abort */
+};
+
+/* The guard abort C recorded (see MG_VCPU_NATIVE_ABORT); the run loop reads it through the
+ * pointer mg_vcpu_abort returns, checks it, and takes it with mg_vcpu_take_abort. The values
+ * are those of Python's reference path: ELR the accessing instruction, ESR the external data
+ * abort of mmioguard.arch.esr.external_data_abort (EC 0x24 from EL0, 0x25 from EL1; IL; DFSC
+ * 0x10; no other ISS bit), FAR the instruction's effective address. */
+struct mg_abort {
+    uint64_t active; /* 1 from the refusal until mg_vcpu_take_abort */
+    uint64_t elr;
+    uint64_t esr;
+    uint64_t far;
 };
 
 /* -- guard ------------------------------------------------------------------------------- */
@@ -106,17 +146,36 @@ int mg_vcpu_flags(const struct mg_vcpu *v);
 int mg_vcpu_set_hypercalls(struct mg_vcpu *v, int have_features, uint64_t features,
                            const uint32_t *info_fids, size_t n_info);
 /* Decode cache. size: 0..8 (1, 2, 4 or 8 when fast). 1 inserted, 0 replaced, 2 inserted after
- * emptying a full cache, -1 invalid. */
+ * emptying a full cache, -1 invalid. An entry stored this way has no address form. */
 int mg_vcpu_cache_put(struct mg_vcpu *v, uint64_t pc, int fast, unsigned size, int is_write);
+/* The same with an address form: form MG_FORM_*; rt the data register (a load writes it),
+ * rn the base (31: SP), rm the index register (31: XZR) for MG_FORM_REG, extend MG_EXTEND_*,
+ * shift 0..4, imm the signed byte offset for MG_FORM_IMM. Registers 0..31. Same results. */
+int mg_vcpu_cache_put_form(struct mg_vcpu *v, uint64_t pc, int fast, unsigned size, int is_write,
+                           unsigned form, unsigned rt, unsigned rn, unsigned rm, unsigned extend,
+                           unsigned shift, int64_t imm);
 /* 1 and the entry, or 0 when absent (-1 bad pointer). Any out pointer may be NULL. */
 int mg_vcpu_cache_get(const struct mg_vcpu *v, uint64_t pc, int *fast, unsigned *size,
                       int *is_write);
+/* 1 and the entry's address form, or 0 when absent (-1 bad pointer). Out pointers may be NULL. */
+int mg_vcpu_cache_get_form(const struct mg_vcpu *v, uint64_t pc, unsigned *form, unsigned *rt,
+                           unsigned *rn, unsigned *rm, unsigned *extend, unsigned *shift,
+                           int64_t *imm);
 int mg_vcpu_cache_remove(struct mg_vcpu *v, uint64_t pc); /* 1 removed, 0 absent */
 int mg_vcpu_cache_clear(struct mg_vcpu *v);
 uint64_t mg_vcpu_cache_count(const struct mg_vcpu *v);
 uint64_t mg_vcpu_cache_slots(const struct mg_vcpu *v);
 int mg_vcpu_get_stats(const struct mg_vcpu *v, struct mg_stats *out, size_t out_size);
 int mg_vcpu_reset_stats(struct mg_vcpu *v);
+
+/* -- guard aborts decided in C (MG_VCPU_NATIVE_ABORT) ------------------------------------ */
+
+/* The vCPU's abort record, valid as long as the vCPU (NULL on a bad pointer). */
+const struct mg_abort *mg_vcpu_abort(const struct mg_vcpu *v);
+/* Take the pending abort (mode MG_TAKE_*). 1 done; 2 registers put back but no entry, the
+ * vCPU is in a state C does not model (AArch32, EL2/EL3): Python enters; 0 nothing pending;
+ * -1 bad pointer or mode; -2 a register access failed. The record is cleared in every case. */
+int mg_vcpu_take_abort(struct mg_vcpu *v, unsigned mode);
 
 /* -- PL011 state ------------------------------------------------------------------------- */
 
@@ -145,7 +204,9 @@ struct mg_region *mg_region_create(struct mg_vcpu *v, uint64_t base, uint64_t si
  * escape. Lets Python skip re-checking what C decided. 0 or -1. */
 int mg_region_set_forward(struct mg_region *r, mg_read_escape_t read, mg_write_escape_t write);
 int mg_region_destroy(struct mg_region *r);
-/* The fast-path decision alone: 1 when C may let the access through, else 0 (-1 bad ptr). */
+/* The fast-path decision alone, registers read as the callbacks read them: 1 when C may let
+ * the access through, 2 when it refuses it (MG_VCPU_NATIVE_ABORT: a callback would record an
+ * abort), 0 when Python decides (-1 bad ptr). Records nothing. */
 int mg_region_decide(const struct mg_region *r, uint64_t pc, uint64_t offset, unsigned size,
                      int is_write);
 
@@ -155,6 +216,13 @@ uint64_t mg_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void *user_
 void mg_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value,
                    void *user_data);
 void mg_intr(uc_engine *uc, uint32_t intno, void *user_data);
+/* A UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED callback (user data: a vCPU).
+ * With MG_VCPU_NATIVE_ABORT it decides the fault as mmioguard.hyp.vcpu.Vcpu._on_fault would
+ * when that is cheap (MMU off, a fast entry with an address form for PC, the guard enrolled and
+ * the access not allowed) and records the abort. Never handles the access: the emulator stops
+ * with the fault either way, and the run loop finds the record or decides in Python. */
+bool mg_mem_unmapped(uc_engine *uc, uc_mem_type type, uint64_t address, int size,
+                     int64_t value, void *user_data);
 /* A UC_HOOK_MEM_READ/WRITE callback that does nothing: installing any such hook makes Unicorn
  * keep PC exact at loads and stores, which the MMIO callbacks rely on. */
 void mg_mem_nop(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value,

@@ -80,6 +80,22 @@ bench_abort:
 	isb
 	ret
 
+	.globl bench_abort_device
+bench_abort_device:			/* the same, on a device: the RTC's granule is not mapped */
+	mov	x9, x0
+	mrs	x10, vbar_el1
+	adr	x11, skip_vectors
+	msr	vbar_el1, x11
+	isb
+	hvc_call 0xc6000003		/* ENROLL */
+	mov	x1, #0x09010000
+1:	ldr	w2, [x1]		/* refused every time */
+	subs	x9, x9, #1
+	b.ne	1b
+	msr	vbar_el1, x10
+	isb
+	ret
+
 	.globl bench_touch
 bench_touch:				/* x0 = start, x1 = end: write one word per 4K page */
 1:	str	x1, [x0]

@@ -1,6 +1,7 @@
 /*
  * The benchmark guest: runs one loop of loops.S, chosen at build time, then powers off.
- * BENCH: 1 compute, 2 memory, 3 mmio, 4 hvc, 5 map_unmap, 6 abort, 7 touch all RAM pages.
+ * BENCH: 1 compute, 2 memory, 3 mmio, 4 hvc, 5 map_unmap, 6 abort (unassigned address),
+ * 7 touch all RAM pages, 8 abort (a device whose granule is not mapped).
  */
 #include "guest.h"
 
@@ -17,6 +18,7 @@ void bench_mmio(u64 n);
 void bench_hvc(u64 n);
 void bench_map_unmap(u64 n);
 void bench_abort(u64 n);
+void bench_abort_device(u64 n);
 void bench_touch(u64 start, u64 end);
 extern char __image_end[];
 
@@ -31,6 +33,7 @@ int main(u64 dtb)
 	case 5: bench_map_unmap(ITERATIONS); break;
 	case 6: bench_abort(ITERATIONS); break;
 	case 7: bench_touch(((u64)__image_end + 4095) & ~4095ULL, RAM_BASE + (126ULL << 20)); break;
+	case 8: bench_abort_device(ITERATIONS); break;
 	}
 	return 0;
 }
