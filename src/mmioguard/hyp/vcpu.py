@@ -853,6 +853,7 @@ class Vcpu:
             self._loop_key = key
             self._loop_count = 0
         self.exceptions_injected += 1
+        self.vm.note_guard_abort(self.index, elr, far)
         return None
 
     def _inject_guard_abort(self, pc: int, far: int) -> Exit | None:
