@@ -402,3 +402,53 @@ def test_pl031_sub_word_access(rtc: Rtc) -> None:
     assert rtc.dev.read(RTC_DR + 2, 2) == 0x1234
     rtc.dev.write(RTC_MR + 3, 1, 0xAB)
     assert rtc.dev.read(RTC_MR, 4) == 0xAB00_0000
+
+
+class FakeFastPath:
+    """Stands in for the C module's NativePl011: what it answers, what it buffered."""
+
+    def __init__(self) -> None:
+        self.fr = -1
+        self.modes: list[tuple[bool, bool]] = []
+        self.ring = bytearray()
+
+    def set_mode(self, fr_fast: bool, dr_fast: bool) -> None:
+        self.modes.append((fr_fast, dr_fast))
+
+    @property
+    def dr_fast(self) -> bool:
+        return self.modes[-1][1]
+
+    def drain(self) -> bytes:
+        data = bytes(self.ring)
+        self.ring.clear()
+        return data
+
+
+def test_pl011_keeps_a_fast_path_in_step() -> None:
+    out: list[bytes] = []
+    uart = Pl011(out.append)
+    fast = FakeFastPath()
+    uart.attach_fast_path(fast)
+    assert fast.fr == uart.read(0x18, 4) and fast.dr_fast
+    # Bytes C buffered go out before a byte the model handles, and whole lines reach the sink.
+    fast.ring += b"ab"
+    uart.write(0x000, 4, ord("c"))
+    fast.ring += b"d\n"
+    uart.take_fast_output()
+    assert b"".join(out) == b"abcd\n"
+    # Input changes UARTFR: C must see it.
+    uart.feed(b"x")
+    assert fast.fr == uart.read(0x18, 4) and not fast.fr & 0x10
+    assert uart.read(0x000, 4) == ord("x") and fast.fr & 0x10
+    # A TX interrupt acknowledgement makes the next DR write more than output: not for C.
+    uart.write(0x030, 4, 0x301)  # UARTEN | TXE | RXE
+    uart.write(0x044, 4, 0x20)  # ICR: TX
+    assert not fast.dr_fast
+    uart.write(0x000, 4, ord("y"))
+    assert fast.dr_fast
+    # Loopback: DR writes come back as input, never C's output.
+    uart.write(0x030, 4, 0x381)
+    assert not fast.dr_fast
+    uart.flush()
+    assert b"".join(out).endswith(b"y")

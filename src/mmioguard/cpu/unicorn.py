@@ -35,7 +35,7 @@ from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg
 from mmioguard.hyp.config import GuardMode
 from mmioguard.hyp.exits import GuestStop
 from mmioguard.hyp.timer import TIMER_REGS
-from mmioguard.native import NativeGuard, NativeLib, NativeRegion, NativeVcpu
+from mmioguard.native import NativeGuard, NativeLib, NativePl011, NativeRegion, NativeVcpu
 from mmioguard.native.timer import NativeClock, NativeTimer
 
 if TYPE_CHECKING:
@@ -567,13 +567,15 @@ class UnicornVcpu:
         write: MmioWrite,
         device_read: Callable[[int, int], int] | None = None,
         device_write: Callable[[int, int, int], None] | None = None,
+        pl011: NativePl011 | None = None,
     ) -> None:
         """Register a device region; ``read``/``write`` decide, ``device_*`` only perform.
 
-        The native path sends accesses the guard already allowed straight to ``device_*``.
+        The native path sends accesses the guard already allowed straight to ``device_*``,
+        and lets C answer a PL011's flags and buffer its output when ``pl011`` is given.
         """
         if self._native_vcpu is not None:
-            self._map_native(base, size, read, write, device_read, device_write)
+            self._map_native(base, size, read, write, device_read, device_write, pl011)
             return
         reg_read = self._reg_read
         handle = self._handle
@@ -638,6 +640,7 @@ class UnicornVcpu:
         write: MmioWrite,
         device_read: Callable[[int, int], int] | None,
         device_write: Callable[[int, int, int], None] | None,
+        pl011: NativePl011 | None = None,
     ) -> None:
         assert self.native is not None and self._native_vcpu is not None
         vcpu = self.vcpu
@@ -687,6 +690,7 @@ class UnicornVcpu:
             size,
             escape_read,
             escape_write,
+            pl011=pl011,
             forward_read=forward_read,
             forward_write=forward_write,
         )

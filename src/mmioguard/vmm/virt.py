@@ -21,7 +21,7 @@ from mmioguard.hyp.memory import MemorySlot, PhysMemory
 from mmioguard.hyp.timer import COUNTER_HZ, TICK_NS, ClockMode
 from mmioguard.hyp.vcpu import Vcpu
 from mmioguard.hyp.vm import Tracer, Vm
-from mmioguard.native import NativeGuard, load_native
+from mmioguard.native import NativeGuard, NativePl011, load_native
 from mmioguard.native.timer import NativeClock
 from mmioguard.vmm.bus import MmioBus
 from mmioguard.vmm.device import MmioDevice
@@ -205,6 +205,12 @@ class VirtMachine:
         self.bus.insert(RTC_BASE, DEVICE_SIZE, _Signalling(self.rtc, self.gic, vcpus))
         native = self._native(options, warn)
         traced = tracer is not None
+        # C answers UARTFR and buffers UARTDR output (shared by every vCPU's region), unless a
+        # trace wants every access in Python.
+        uart_fast = None
+        if native is not None and not traced:
+            uart_fast = NativePl011(native.lib)
+            self.uart.attach_fast_path(uart_fast)
         self.backends: list[UnicornVcpu] = []
         for vcpu in self.vm.vcpus:
             backend = UnicornVcpu(vcpu, self.memory.slots, native)
@@ -214,7 +220,8 @@ class VirtMachine:
                 backend.watch_writes(slot.end - 32, slot.end - 1, vcpu.on_watched_write)
             for base, size, device in self.bus.devices():
                 read, write = vcpu.mmio_callbacks(base, device.read, device.write, traced)
-                backend.map_device(base, size, read, write, device.read, device.write)
+                pl011 = uart_fast if base == UART_BASE else None
+                backend.map_device(base, size, read, write, device.read, device.write, pl011)
             self.backends.append(backend)
         self.dtb_addr, self.dtb = self._place_boot_data()
         self.resets = 0
@@ -357,6 +364,7 @@ class VirtMachine:
             if max_insns is not None:
                 count = min(count or max_insns, max(max_insns - executed, 1))
             exit_ = vcpu.run(count)
+            self.uart.take_fast_output()
             if watchdog is not None and watchdog.fired.is_set():
                 return Outcome(ExitStatus.LIMIT, f"--timeout {self.options.timeout:g}s reached")
             if isinstance(exit_, SliceEnd):

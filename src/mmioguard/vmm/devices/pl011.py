@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import IntEnum, IntFlag
 from types import MappingProxyType
+from typing import Protocol
 
 from mmioguard.vmm.device import primecell_id_registers, register_pieces
 
@@ -104,6 +105,18 @@ _RX_INTERRUPTS = int(Interrupt.RX | Interrupt.RT)
 _TX_INTERRUPT = int(Interrupt.TX)
 
 
+class FastPath(Protocol):
+    """What a native fast path may answer for this UART without the model (the C module's
+    NativePl011): UARTFR reads from ``fr``, and UARTDR writes appended to a ring while
+    ``dr_fast``, which the model drains before it handles anything else."""
+
+    fr: int
+
+    def set_mode(self, fr_fast: bool, dr_fast: bool) -> None: ...
+
+    def drain(self) -> bytes: ...
+
+
 class Pl011:
     """PL011 UART model; see the module docstring for what is simplified and why."""
 
@@ -129,11 +142,64 @@ class Pl011:
         self._tx_acked = False
         self._rx_latched = 0
         self._irq_level = False
+        self._fast: FastPath | None = None
+        self._fast_dr: bool | None = None
         self._reset_state()
+
+    def attach_fast_path(self, fast: FastPath) -> None:
+        """Let ``fast`` answer UARTFR and take plain UARTDR writes; the model keeps it in step."""
+        self._fast = fast
+        self._fast_dr = None
+        self._sync_fast()
+
+    def take_fast_output(self) -> None:
+        """Move what the fast path buffered into the output, in order, handing complete lines
+        to the sink (the model calls it before any access it handles; the VMM at every stop)."""
+        if self._fast is not None and self._drain_fast():
+            out = self._out
+            if _LINE_END in out or len(out) >= OUTPUT_FLUSH_THRESHOLD:
+                self.flush()
+
+    def _drain_fast(self) -> bool:
+        fast = self._fast
+        if fast is None:
+            return False
+        data = fast.drain()
+        if data:
+            self._out += data
+        return bool(data)
+
+    def _sync_fast(self) -> None:
+        """UARTFR, and whether a DR write is only output, as the fast path must see them."""
+        fast = self._fast
+        if fast is None:
+            return
+        fast.fr = self._fr
+        dr = not (self._loopback or self._tx_acked)
+        if dr != self._fast_dr:
+            self._fast_dr = dr
+            fast.set_mode(True, dr)
 
     # -- guest accesses -------------------------------------------------------------------
 
     def read(self, offset: int, size: int) -> int:
+        if self._fast is None:
+            return self._read(offset, size)
+        # Bytes the fast path buffered were written before this access: they go out first.
+        self.take_fast_output()
+        value = self._read(offset, size)
+        self._sync_fast()
+        return value
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if self._fast is None:
+            self._write(offset, size, value)
+            return
+        self.take_fast_output()
+        self._write(offset, size, value)
+        self._sync_fast()
+
+    def _read(self, offset: int, size: int) -> int:
         # Guests poll UARTFR before every byte: answer it before anything else. FR never has
         # bits above bit 7 set here, so no masking to the access size is needed.
         if offset == 0x018:
@@ -147,7 +213,7 @@ class Pl011:
             value |= ((word >> (8 * lane)) & ((1 << (8 * count)) - 1)) << (8 * pos)
         return value
 
-    def write(self, offset: int, size: int, value: int) -> None:
+    def _write(self, offset: int, size: int, value: int) -> None:
         if offset == 0:
             byte = value & 0xFF
             if self._loopback or self._tx_acked:
@@ -165,6 +231,7 @@ class Pl011:
 
     def reset(self) -> None:
         # What the guest wrote before the reset has left the UART already.
+        self.take_fast_output()
         self.flush()
         self._rx.clear()
         self._reset_state()
@@ -184,9 +251,11 @@ class Pl011:
         # expired by the time the guest looks, so both interrupts fire on arrival.
         self._rx_latched = _RX_INTERRUPTS
         self._update_irq()
+        self._sync_fast()
 
     def flush(self) -> None:
         """Hand buffered output to the sink (the VMM calls this on every stop)."""
+        self._drain_fast()
         if self._out:
             data = bytes(self._out)
             self._out.clear()
@@ -216,6 +285,7 @@ class Pl011:
         self._tx_acked = False
         self._apply_control()
         self._update_irq()
+        self._sync_fast()
 
     def _apply_control(self) -> None:
         cr = self._regs[Reg.CR]
