@@ -66,13 +66,19 @@ def _elf_for(machine: int, path: Path) -> Path:
         (["run", "GUEST_TEXT", "--max-insns", "0"], "must be a positive"),
         (["run", "GUEST_TEXT", "--timeout", "x"], "is not a number"),
         (["run"], "required"),
+        (["run", "GUEST_TEXT", "--icount", "11"], "--icount must be 0 to 10"),
+        (["run", "GUEST_TEXT", "--icount", "x"], "is not a number"),
+        (["run", "GUEST_TEXT", "--symbols", "MISSING"], "cannot read symbols"),
+        (["run", "GUEST_TEXT", "--symbols", "GUEST_TEXT", "--trace", "T"], "not a System.map"),
+        (["run", "GUEST_TEXT", "--profile", "kvm-v3"], "invalid choice"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
     text = tmp_path / "guest.txt"
     text.write_text("hello")
     x86 = _elf_for(62, tmp_path / "x86.elf")
-    names = {"GUEST_TEXT": str(text), "GUEST_X86": str(x86), "MISSING": str(tmp_path / "no.elf")}
+    names = {"GUEST_TEXT": str(text), "GUEST_X86": str(x86), "MISSING": str(tmp_path / "no.elf"),
+             "T": str(tmp_path / "t.jsonl")}
     args = [names.get(a, a) for a in args]
     done = mmioguard(*args)
     assert done.returncode == 2

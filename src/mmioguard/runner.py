@@ -10,7 +10,7 @@ from typing import TextIO
 from mmioguard.hyp.config import GuardMode, VmConfig
 from mmioguard.vmm.bus import BusError
 from mmioguard.vmm.loader import ImageError
-from mmioguard.vmm.symbols import SymbolError, Symbols
+from mmioguard.vmm.symbols import LazySymbols, SymbolError, Symbols
 from mmioguard.vmm.trace import JsonlTracer
 from mmioguard.vmm.virt import ExitStatus, MachineOptions, Outcome, VirtMachine
 
@@ -34,6 +34,15 @@ def run_guest(image: str, args: argparse.Namespace, config: VmConfig, err: TextI
         vm=config,
         native=not args.no_native,
     )
+    symbols: Symbols | LazySymbols | None = None
+    if getattr(args, "symbols", None):
+        try:
+            # Parsed when first needed (a trace, a report); a traced run checks it at once.
+            symbols = Symbols.load(args.symbols) if args.trace else Symbols.lazy(args.symbols)
+        except SymbolError as exc:
+            print(f"mmioguard run: {exc}", file=err)
+            return int(ExitStatus.USAGE)
+
     tracer = None
     if args.trace:
         try:
@@ -43,14 +52,7 @@ def run_guest(image: str, args: argparse.Namespace, config: VmConfig, err: TextI
                   file=err)
             return int(ExitStatus.USAGE)
 
-    symbols = None
-    if getattr(args, "symbols", None):
-        try:
-            symbols = Symbols.load(args.symbols)
-        except SymbolError as exc:
-            print(f"mmioguard run: {exc}", file=err)
-            return int(ExitStatus.USAGE)
-    elif tracer is not None:
+    if symbols is None and tracer is not None:
         # An ELF guest names its own functions; anything else is simply not symbolized.
         try:
             symbols = Symbols.load(image)

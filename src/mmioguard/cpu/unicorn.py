@@ -722,13 +722,16 @@ def _address_form(insn: Insn) -> mgnative.AddressForm | None:
 
 
 def disassembler() -> Callable[[int, int], str]:
-    """A capstone disassembler for reports (imported here: only reports need it)."""
-    import capstone
-
-    md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    """A capstone disassembler for reports, imported at the first report (a run that stops
+    with none does not pay the import)."""
+    engine: list[Any] = []
 
     def disassemble(word: int, pc: int) -> str:
-        for insn in md.disasm(word.to_bytes(4, "little"), pc):
+        if not engine:
+            import capstone
+
+            engine.append(capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM))
+        for insn in engine[0].disasm(word.to_bytes(4, "little"), pc):
             return f"{insn.mnemonic} {insn.op_str}".strip()
         return f".word {word:#010x}"
 

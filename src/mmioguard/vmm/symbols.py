@@ -43,6 +43,17 @@ class Symbols:
         return self._names[i] if offset == 0 else f"{self._names[i]}+{offset:#x}"
 
     @classmethod
+    def lazy(cls, path: str | Path) -> LazySymbols:
+        """Symbols read at their first use (a run that names nothing does not parse them);
+        the file is checked for readability now."""
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise SymbolError(f"cannot read symbols from {path}: {exc.strerror}") from exc
+        return LazySymbols(path)
+
+    @classmethod
     def load(cls, path: str | Path) -> Symbols:
         """A System.map (``ADDR TYPE NAME`` lines) or an ELF64 file with a symbol table."""
         try:
@@ -100,3 +111,24 @@ def _elf_symbols(data: bytes, where: str) -> list[tuple[int, str]]:
         return entries
     except (struct.error, IndexError, ValueError) as exc:
         raise SymbolError(f"{where}: malformed ELF file ({exc})") from None
+
+
+class LazySymbols:
+    """:class:`Symbols` parsed on the first :meth:`describe`; a bad file then names nothing."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = path
+        self._symbols: Symbols | None = None
+        self.error: str | None = None
+
+    def describe(self, addr: int) -> str | None:
+        symbols = self._symbols
+        if symbols is None:
+            if self.error is not None:
+                return None
+            try:
+                symbols = self._symbols = Symbols.load(self._path)
+            except SymbolError as exc:
+                self.error = str(exc)
+                return None
+        return symbols.describe(addr)
