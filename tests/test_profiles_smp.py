@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from mmioguard.abi.profiles import LINUX, PKVM
+from mmioguard.hyp.timer import ClockConfig, ClockMode
 from mmioguard.vmm.virt import ExitStatus
 
 M1 = 0xFFFF_FFFF_FFFF_FFFF
@@ -243,3 +246,81 @@ seen: .quad 0
     assert r.outcome.status is ExitStatus.OFF, r.outcome
     assert r.x(10) == 0x8000_0000
     assert r.x(11) == 0x8000_0001
+
+
+TIMER_IRQ_BODY = """
+  adr x9, irqvec
+  msr vbar_el1, x9
+  isb
+  ldr x1, =0x08000000
+  mov w2, #1
+  str w2, [x1]
+  mov w2, #(1 << 27)
+  str w2, [x1, #0x100]
+  ldr x3, =0x08010000
+  mov w2, #1
+  str w2, [x3]
+  mov w2, #0xff
+  str w2, [x3, #4]
+  mov x19, #0
+  mrs x10, cntvct_el0
+  mov x2, #1000
+  msr cntv_tval_el0, x2
+  mov x2, #1
+  msr cntv_ctl_el0, x2
+  msr daifclr, #2
+spin:
+  cbz x19, spin
+  mov x2, #1000
+  msr cntv_tval_el0, x2
+  mov x2, #1
+  msr cntv_ctl_el0, x2
+idle:
+  msr daifset, #2
+  cmp x19, #2
+  b.eq done
+  wfi
+  msr daifclr, #2
+  b idle
+done:
+  mrs x11, cntvct_el0
+  mrs x13, cntv_ctl_el0
+  msr daifset, #2
+  b off
+irq_handler:
+  ldr w20, [x3, #0xc]
+  mov x2, #3
+  msr cntv_ctl_el0, x2
+  str w20, [x3, #0x10]
+  add x19, x19, #1
+  mrs x21, spsr_el1
+  eret
+.balign 2048
+irqvec:
+  .skip 0x280
+  b irq_handler
+"""
+
+
+@pytest.mark.parametrize("icount", [None, 3])
+def test_virtual_timer_interrupt_spinning_and_in_wfi(
+    run_asm: Callable, icount: int | None
+) -> None:
+    """CNTV_* (dropped by Unicorn) are emulated; the timer's PPI 27 goes through the GICv2 and
+    is taken at VBAR_EL1 + 0x280, once while the guest spins and once after it waited in WFI
+    with IRQs masked (WFI wakes on a pending interrupt; the IRQ is taken once it unmasks)."""
+    clock = ClockConfig(ClockMode.ICOUNT, icount) if icount is not None else ClockConfig()
+    r = run_asm(TIMER_IRQ_BODY, clock=clock, traced=False)
+    assert r.outcome.status is ExitStatus.OFF, r.outcome
+    assert r.x(19) == 2  # two interrupts taken
+    assert r.x(20) == 27  # GICC_IAR: the virtual timer's PPI
+    assert r.x(11) - r.x(10) >= 2000  # both deadlines passed on the guest's counter
+    assert r.x(13) == 0b111  # enabled, masked by the handler, condition met
+    assert r.x(21) & 0xF == 0x5 and not r.x(21) & 0x80  # interrupted at EL1h, IRQs unmasked
+    vcpu = r.machine.vm.vcpus[0]
+    assert vcpu.interrupts_taken == 2
+
+
+def test_wfi_with_nothing_armed_stops_the_run(run_asm: Callable) -> None:
+    r = run_asm("  wfi\n  b off")
+    assert r.outcome.status is ExitStatus.GUEST and r.outcome.reason == "wfi-forever"

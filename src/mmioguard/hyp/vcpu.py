@@ -49,10 +49,14 @@ EXCP_SMC = 13
 INSN_WFI = 0xD503207F
 
 # Without a native block hook, a pure-Python run cannot be stopped at a clean point when a
-# deadline passes or the guest unmasks IRQs: it runs in counted slices of this many
-# instructions while that matters (counted slices are slower, see docs/unicorn.md).
+# deadline passes or the guest unmasks IRQs: it runs in counted slices while that matters
+# (counted slices are slower, see docs/unicorn.md). While an interrupt waits for the guest to
+# unmask IRQs it steps, one instruction at first, doubling up to PY_UNMASK_SLICE while IRQs
+# stay masked: `msr daifclr` reaches no hook, and an idle loop may keep IRQs unmasked for one
+# instruction after a WFI (`wfi; msr daifclr; b idle; msr daifset`), while a long masked
+# section must not be single-stepped (a Linux boot would take a minute).
 PY_TIMER_SLICE = 20_000
-PY_UNMASK_SLICE = 500
+PY_UNMASK_SLICE = 1024
 BRK_MASK, BRK_BITS = 0xFFE0001F, 0xD4200000
 
 
@@ -173,6 +177,12 @@ class Vcpu:
         # The IRQ line was high but PSTATE.I masked it at the last look.
         self._masked_pending = False
         self._timer_level = False
+        self._timer_changed = False
+        self._unmask_step = 1
+        # Once the guest uses the timer the pure-Python path never runs uncounted again:
+        # Unicorn flushes every translated block when a run switches between counted and
+        # uncounted (a Linux boot went from 1 s to 14 s toggling twice a tick).
+        self._timer_used = False
 
     def attach(self, backend: VcpuBackend) -> None:
         self.backend = backend
@@ -194,6 +204,7 @@ class Vcpu:
         self._stop_reasons = 0
         self._masked_pending = False
         self._timer_level = False
+        self._timer_used = False
 
     def power_on(self, pc: int, context: int) -> None:
         self.powered_on = True
@@ -243,16 +254,20 @@ class Vcpu:
             else:
                 if interrupts:
                     self.sync_timer()
-                    if self._stop_reasons:
-                        # The native timer stopped at a block boundary: deliver and go on.
+                    if self._stop_reasons or self._timer_changed:
+                        # The native timer stopped at a block boundary, or the guest
+                        # reprogrammed the timer: deliver, work the slice out again, go on.
+                        # The VMM counts a SliceEnd as a whole slice: keep going instead.
                         self._stop_reasons = 0
-                        if count == 0:
-                            continue
-                        return SliceEnd(self.index)
+                        self._timer_changed = False
+                        continue
                 pc = backend.get(Reg.PC)
                 if self._word_at(pc - 4) == INSN_WFI:
                     if interrupts and self.wake_pending():
-                        continue  # an interrupt is already pending: WFI completes at once
+                        # An interrupt is pending: WFI completes at once, and the guest will
+                        # likely unmask IRQs within a few instructions.
+                        self._unmask_step = 1
+                        continue
                     return Halted(self.index, powered_off=False)
                 if run_count:
                     self.vm.clock.add_instructions(run_count)
@@ -267,8 +282,18 @@ class Vcpu:
         return self.timer.read(reg, self.vm.clock.now())
 
     def timer_write(self, reg: TimerReg, value: int) -> bool:
-        """MSR of a timer register; False leaves the instruction to the emulator."""
-        return self.timer.write(reg, value, self.vm.clock.now())
+        """MSR of a timer register; False leaves the instruction to the emulator.
+
+        The pure-Python path bounds its slices by the timer's deadline, worked out before each
+        run: a new deadline stops the emulator (cleanly: PC is past the MSR) to work it out
+        again, or a guest spinning on the interrupt would never be stopped.
+        """
+        handled = self.timer.write(reg, value, self.vm.clock.now())
+        if handled and not self.backend.native_timer:
+            self._timer_changed = True
+            self._timer_used = True
+            self.backend.stop()
+        return handled
 
     def sync_timer(self) -> bool:
         """Bring the timer's output to its PPI (native: read the C state first); the level."""
@@ -325,8 +350,10 @@ class Vcpu:
             return count
         bound = 0
         if masked:
-            bound = PY_UNMASK_SLICE
+            bound = self._unmask_step
+            self._unmask_step = min(2 * bound, PY_UNMASK_SLICE)
         else:
+            self._unmask_step = 1
             deadline = self.timer.deadline()
             if deadline is not None and not level:
                 bound = PY_TIMER_SLICE
@@ -335,7 +362,9 @@ class Vcpu:
                     ns = max(deadline - clock.now(), 1) * TICK_NS
                     bound = min(bound, max(ns >> clock.config.shift, 1))
         if bound == 0:
-            return count
+            if not self._timer_used:
+                return count
+            bound = PY_TIMER_SLICE
         return min(count, bound) if count else bound
 
     def _enter_irq(self) -> None:

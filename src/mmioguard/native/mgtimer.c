@@ -49,6 +49,7 @@ struct mg_timer {
     bool armed;
     bool watch_unmask;
     bool stop_soon;
+    bool block_hook;
     uint64_t mpidr; /* what MRS MPIDR_EL1 reads: Unicorn ignores writes to it */
 };
 
@@ -184,6 +185,14 @@ MG_API int mg_timer_set(struct mg_timer *t, uint64_t ctl, uint64_t cval)
     return 0;
 }
 
+MG_API int mg_timer_set_block_hook(struct mg_timer *t, int installed)
+{
+    if (!timer_ok(t))
+        return -1;
+    t->block_hook = installed != 0;
+    return 0;
+}
+
 MG_API int mg_timer_set_mpidr(struct mg_timer *t, uint64_t mpidr)
 {
     if (!timer_ok(t))
@@ -250,7 +259,6 @@ MG_API uint32_t mg_timer_mrs(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_
 MG_API uint32_t mg_timer_msr(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_reg *cp,
                              void *user)
 {
-    (void)uc;
     (void)reg;
     struct mg_timer *t = user;
     if (cp == NULL || !is_timer_space(cp) || cp->crm != 3 || !timer_ok(t))
@@ -268,6 +276,10 @@ MG_API uint32_t mg_timer_msr(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_
         return 0;
     }
     update_deadline(t);
+    if (!t->block_hook && t->deadline != UINT64_MAX) {
+        t->stop_reasons |= MG_STOP_NEED_BLOCK_HOOK;
+        uc_emu_stop(uc);
+    }
     return 1;
 }
 

@@ -35,6 +35,7 @@
 #define MG_STOP_DEADLINE 1u
 #define MG_STOP_UNMASKED 2u
 #define MG_STOP_REQUESTED 4u
+#define MG_STOP_NEED_BLOCK_HOOK 8u /* the guest armed the timer and no block hook is installed */
 
 struct mg_clock;
 struct mg_timer;
@@ -56,6 +57,10 @@ int mg_timer_set_mpidr(struct mg_timer *t, uint64_t mpidr);
 /* Stop at the first block at or after the deadline (armed) or where PSTATE.I is clear
  * (watch_unmask). The hooks arm the timer again on every guest write to it. */
 int mg_timer_control(struct mg_timer *t, int armed, int watch_unmask);
+/* Whether the block hook is installed: it costs every block a helper call (about 5 ns), so the
+ * VMM installs it only once the guest arms the timer; until then an MSR that arms it stops the
+ * emulator (cleanly: PC is past the MSR) with MG_STOP_NEED_BLOCK_HOOK. */
+int mg_timer_set_block_hook(struct mg_timer *t, int installed);
 /* Stop at the start of the next block: a device raised an interrupt during an access, where
  * stopping at once would make Unicorn replay the instruction. */
 int mg_timer_request_stop(struct mg_timer *t);

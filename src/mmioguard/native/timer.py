@@ -32,11 +32,13 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "mg_timer_control": (_int, [_vp, _int, _int]),
     "mg_timer_request_stop": (_int, [_vp]),
     "mg_timer_set_mpidr": (_int, [_vp, _u64]),
+    "mg_timer_set_block_hook": (_int, [_vp, _int]),
 }
 
 STOP_DEADLINE = 1
 STOP_UNMASKED = 2
 STOP_REQUESTED = 4
+STOP_NEED_BLOCK_HOOK = 8
 
 
 def _functions(lib: NativeLib) -> dict[str, Any]:
@@ -118,6 +120,9 @@ class NativeTimer:
 
     def control(self, armed: bool, watch_unmask: bool) -> None:
         self._control(self.handle, 1 if armed else 0, 1 if watch_unmask else 0)
+
+    def set_block_hook(self, installed: bool) -> None:
+        self.clock.fn["mg_timer_set_block_hook"](self.handle, 1 if installed else 0)
 
     def set_mpidr(self, mpidr: int) -> None:
         self.clock.fn["mg_timer_set_mpidr"](self.handle, mpidr)
