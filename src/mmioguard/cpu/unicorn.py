@@ -574,6 +574,9 @@ class UnicornVcpu:
                 self._install_block_hook()
             self._timer.control(armed, watch_unmask)
 
+    def timer_active(self) -> bool:
+        return self._block_hook
+
     def request_stop_soon(self) -> None:
         if self._timer is not None:
             self._timer.request_stop()

@@ -127,6 +127,10 @@ class VcpuBackend(Protocol):
         guest has unmasked IRQs (watch_unmask)."""
         ...
 
+    def timer_active(self) -> bool:
+        """Native timer: the guest has armed the timer (or an IRQ waited) since boot."""
+        ...
+
     def request_stop_soon(self) -> None:
         """Stop at the next block boundary, a clean point (no-op without a native timer)."""
         ...

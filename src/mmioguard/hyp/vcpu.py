@@ -336,6 +336,11 @@ class Vcpu:
         allows it, and say when to stop next. Returns the instruction count to run."""
         interrupts = self.vm.interrupts
         assert interrupts is not None
+        backend = self.backend
+        if not self._timer_used and not backend.timer_active() and not (
+            interrupts.irq_pending(self.index)
+        ):
+            return count  # the hot path of guests without a timer (aborts, hypercalls)
         level = self.sync_timer()
         masked = False
         if interrupts.irq_pending(self.index):
@@ -344,7 +349,6 @@ class Vcpu:
             else:
                 self._enter_irq()
         self._masked_pending = masked
-        backend = self.backend
         if backend.native_timer:
             backend.timer_control(armed=not level, watch_unmask=masked)
             return count
