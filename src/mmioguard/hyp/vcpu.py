@@ -18,6 +18,7 @@ from mmioguard.arch.decode import LoadStore, NotEmulable, decode, effective_addr
 from mmioguard.arch.exception import (
     PSTATE_I,
     PSTATE_SP,
+    Entry,
     VectorKind,
     current_el,
     enter,
@@ -378,13 +379,7 @@ class Vcpu:
             (Reg.PC, Reg.PSTATE, Reg.VBAR_EL1, Reg.SP, Reg.SP_EL1)
         )
         entry = enter(pstate, pc, vbar, VectorKind.IRQ)
-        values = {Reg.ELR_EL1: entry.elr, Reg.PC: entry.pc}
-        if entry.bank_sp_el0:
-            values[Reg.SP_EL0] = sp
-            values[Reg.SP] = sp_el1
-        values[Reg.PSTATE] = entry.pstate
-        values[Reg.SPSR_EL1] = entry.spsr
-        backend.set_many(values)
+        self._apply_entry(entry, {Reg.ELR_EL1: entry.elr, Reg.PC: entry.pc}, sp, sp_el1)
         self.interrupts_taken += 1
         vm = self.vm
         if vm.tracer is not None:
@@ -941,13 +936,7 @@ class Vcpu:
         values = {Reg.ELR_EL1: entry.elr, Reg.ESR_EL1: syndrome, Reg.PC: entry.pc}
         if far is not None:
             values[Reg.FAR_EL1] = far
-        if entry.bank_sp_el0:
-            # The SP in use was SP_EL0: bank it; SP_EL1 becomes the current SP.
-            values[Reg.SP_EL0] = sp
-            values[Reg.SP] = sp_el1
-        values[Reg.PSTATE] = entry.pstate
-        values[Reg.SPSR_EL1] = entry.spsr
-        backend.set_many(values)
+        self._apply_entry(entry, values, sp, sp_el1)
         self.exceptions_injected += 1
         vm = self.vm
         if vm.tracer is not None:
@@ -964,6 +953,17 @@ class Vcpu:
                 sp_el0_in_use=not pstate & PSTATE_SP,
             )
         return None
+
+    def _apply_entry(self, entry: Entry, values: dict[Reg, int], sp: int, sp_el1: int) -> None:
+        """Write an exception entry: ``values`` (ELR, PC, syndrome...), then the stack pointers,
+        PSTATE and SPSR in that order (the native entry mirrors it)."""
+        if entry.bank_sp_el0:
+            # The SP in use was SP_EL0: bank it; SP_EL1 becomes the current SP.
+            values[Reg.SP_EL0] = sp
+            values[Reg.SP] = sp_el1
+        values[Reg.PSTATE] = entry.pstate
+        values[Reg.SPSR_EL1] = entry.spsr
+        self.backend.set_many(values)
 
     def _check_loop(self, elr: int, syndrome: int, far: int) -> GuestStop | None:
         """The same exception at the same PC with the same registers, again and again.
