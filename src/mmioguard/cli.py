@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "`mmioguard guests linux` builds, with their symbols for the trace. Under --profile "
         "linux (the default) the kernel enrolls in the MMIO guard and maps every device it "
         "ioremaps; /init then touches a page it never mapped and must get SIGBUS. Under "
-        "--profile kvm-v2 the kernel finds no guard and the same access reaches the VMM.",
+        "--profile none (KVM without the guard) the same access reaches the VMM. Under "
+        "--profile kvm-v2 the kernel dies: that ABI's ENROLL has the number of the 6.12 "
+        "client's MEM_SHARE, so it enrolls without ever mapping a device.",
     )
     add_run_options(linux, guest=False)
     linux.add_argument("-j", "--jobs", type=positive, help="parallel make jobs for a build")
