@@ -35,7 +35,7 @@ def run_guest(image: str, args: argparse.Namespace, config: VmConfig, err: TextI
         native=not args.no_native,
     )
     symbols: Symbols | LazySymbols | None = None
-    if getattr(args, "symbols", None):
+    if args.symbols:
         try:
             # Parsed when first needed (a trace, a report); a traced run checks it at once.
             symbols = Symbols.load(args.symbols) if args.trace else Symbols.lazy(args.symbols)

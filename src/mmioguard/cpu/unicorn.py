@@ -210,7 +210,6 @@ class UnicornVcpu:
         self._reset_sysregs = {
             reg: self.get(reg) for reg in (Reg.SCTLR_EL1, Reg.TCR_EL1, Reg.MAIR_EL1)
         }
-        self.stopped_by_host = False
 
     # -- registers --------------------------------------------------------------------------
 
@@ -328,7 +327,6 @@ class UnicornVcpu:
     # -- running ------------------------------------------------------------------------------
 
     def run(self, pc: int, count: int) -> Fault | None:
-        self.stopped_by_host = False
         try:
             self.uc.emu_start(pc, _NO_UNTIL, 0, count)
         except UcError as err:

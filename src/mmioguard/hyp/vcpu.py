@@ -175,9 +175,6 @@ class Vcpu:
         self.timer = VirtualTimer()
         # Why the native timer stopped the emulator, gathered at each sync.
         self._stop_reasons = 0
-        # The IRQ line was high but PSTATE.I masked it at the last look.
-        self._masked_pending = False
-        self._timer_level = False
         self._timer_changed = False
         self._unmask_step = 1
         # Once the guest uses the timer the pure-Python path never runs uncounted again:
@@ -203,8 +200,6 @@ class Vcpu:
         self.timer.reset()
         self.backend.set_timer_state(0, 0)
         self._stop_reasons = 0
-        self._masked_pending = False
-        self._timer_level = False
         self._timer_used = False
 
     def power_on(self, pc: int, context: int) -> None:
@@ -307,7 +302,6 @@ class Vcpu:
         interrupts = self.vm.interrupts
         if interrupts is not None:
             interrupts.set_ppi_level(self.index, VIRTUAL_TIMER_PPI, level)
-        self._timer_level = level
         return level
 
     def wake_pending(self) -> bool:
@@ -349,7 +343,6 @@ class Vcpu:
                 masked = True
             else:
                 self._enter_irq()
-        self._masked_pending = masked
         if backend.native_timer:
             backend.timer_control(armed=not level, watch_unmask=masked)
             return count

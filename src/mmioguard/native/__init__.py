@@ -268,12 +268,7 @@ class NativeLib:
         self.dll = dll
         self.path = path
         self.ubsan = ubsan
-        self.fn: dict[str, Any] = {}
-        for name, (restype, argtypes) in _PROTOTYPES.items():
-            func = getattr(dll, name)
-            func.restype = restype
-            func.argtypes = argtypes
-            self.fn[name] = func
+        self.fn: dict[str, Any] = self.bind(_PROTOTYPES)
         version = int(self.fn["mg_abi_version"]())
         if version != ABI_VERSION:
             raise NativeError(f"{path}: ABI version {version}, expected {ABI_VERSION}")
@@ -283,18 +278,30 @@ class NativeLib:
                 f"{path}: struct mg_stats is {size} bytes, expected {ctypes.sizeof(_Stats)}"
             )
         #: uc_cb_mmio_read_t / uc_cb_mmio_write_t for uc_mmio_map (user data: a region).
-        self.mmio_read_ptr = self._pointer("mg_mmio_read")
-        self.mmio_write_ptr = self._pointer("mg_mmio_write")
+        self.mmio_read_ptr = self.pointer("mg_mmio_read")
+        self.mmio_write_ptr = self.pointer("mg_mmio_write")
         #: uc_cb_hookintr_t for UC_HOOK_INTR (user data: a vCPU).
-        self.intr_ptr = self._pointer("mg_intr")
+        self.intr_ptr = self.pointer("mg_intr")
         #: A no-op uc_cb_hookmem_t for the PC synchronisation hooks (no user data).
-        self.mem_nop_ptr = self._pointer("mg_mem_nop")
+        self.mem_nop_ptr = self.pointer("mg_mem_nop")
         #: uc_cb_eventmem_t for UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED (user
         #: data: a vCPU): with native aborts, records the guard's abort of a fault it decides.
-        self.mem_unmapped_ptr = self._pointer("mg_mem_unmapped")
+        self.mem_unmapped_ptr = self.pointer("mg_mem_unmapped")
 
-    def _pointer(self, name: str) -> int:
-        value = ctypes.cast(self.fn[name], ctypes.c_void_p).value
+    def bind(self, prototypes: dict[str, tuple[Any, list[Any]]]) -> dict[str, Any]:
+        """The library's functions with their ctypes prototypes set (for modules of the
+        library that declare their own, like :mod:`mmioguard.native.timer`)."""
+        found: dict[str, Any] = {}
+        for name, (restype, argtypes) in prototypes.items():
+            func = getattr(self.dll, name)
+            func.restype = restype
+            func.argtypes = argtypes
+            found[name] = func
+        return found
+
+    def pointer(self, name: str) -> int:
+        """The address of a C function, to hand Unicorn as a callback."""
+        value = ctypes.cast(getattr(self.dll, name), ctypes.c_void_p).value
         if not value:
             raise NativeError(f"{self.path}: no address for {name}")
         return int(value)

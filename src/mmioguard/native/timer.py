@@ -41,30 +41,13 @@ STOP_REQUESTED = 4
 STOP_NEED_BLOCK_HOOK = 8
 
 
-def _functions(lib: NativeLib) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for name, (restype, argtypes) in _PROTOTYPES.items():
-        func = getattr(lib.dll, name)
-        func.restype = restype
-        func.argtypes = argtypes
-        found[name] = func
-    return found
-
-
-def _pointer(lib: NativeLib, name: str) -> int:
-    value = ctypes.cast(getattr(lib.dll, name), ctypes.c_void_p).value
-    if not value:
-        raise NativeError(f"{lib.path}: no address for {name}")
-    return int(value)
-
-
 class NativeClock:
     """The VM's counter in C (a :class:`~mmioguard.hyp.timer.GuestClock`)."""
 
     def __init__(self, lib: NativeLib, config: ClockConfig) -> None:
         self.lib = lib
         self.config = config
-        self.fn = _functions(lib)
+        self.fn = lib.bind(_PROTOTYPES)
         mode = 1 if config.mode is ClockMode.ICOUNT else 0
         ptr = self.fn["mg_clock_create"](mode, config.shift)
         if not ptr:
@@ -72,9 +55,9 @@ class NativeClock:
         self.handle: int = int(ptr)
         self._now = self.fn["mg_clock_now"]
         #: Unicorn callbacks (user data: a NativeTimer's handle).
-        self.mrs_ptr = _pointer(lib, "mg_timer_mrs")
-        self.msr_ptr = _pointer(lib, "mg_timer_msr")
-        self.block_ptr = _pointer(lib, "mg_timer_block")
+        self.mrs_ptr = lib.pointer("mg_timer_mrs")
+        self.msr_ptr = lib.pointer("mg_timer_msr")
+        self.block_ptr = lib.pointer("mg_timer_block")
 
     def now(self) -> int:
         return int(self._now(self.handle))
