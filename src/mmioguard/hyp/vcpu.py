@@ -322,7 +322,8 @@ class Vcpu:
         """A device access changed what the interrupt controller signals to this vCPU.
 
         Stopping inside the access would make Unicorn replay the instruction, so the native
-        path stops at the next block boundary; the pure-Python path sees it at its next stop.
+        path stops at the next block boundary once its block hook is in (the guest has armed
+        the timer); before that, and on the pure-Python path, it is seen at the next stop.
         """
         self.backend.request_stop_soon()
 
