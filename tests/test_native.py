@@ -30,6 +30,7 @@ from unicorn.unicorn_py3.unicorn import MMIO_READ_CFUNC, MMIO_WRITE_CFUNC, uclib
 
 from mmioguard.arch import esr as E
 from mmioguard.arch.exception import VectorKind, current_el, enter
+from mmioguard.cpu import pcrestore
 from mmioguard.native import (
     DECIDE_ALLOW,
     DECIDE_ESCAPE,
@@ -1115,3 +1116,21 @@ def test_micro_measure(lib: NativeLib) -> None:
     print()
     for what, us in results.items():
         print(f"  {what:36s} {us:7.3f} us per iteration")
+
+
+def test_native_binding_checks_the_offsets(lib: NativeLib) -> None:
+    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+    uc.mem_map(0x1000, 0x1000)  # the engine creates its CPU on first use
+    guard = NativeGuard(lib, 4096)
+    vcpu = NativeVcpu(lib, uc._uch, guard, lambda n: None)
+    restore = pcrestore.restore_function()
+    offsets = pcrestore.layout()
+    assert restore is not None and offsets is not None
+    good = (offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc)
+    assert not vcpu.bind_pc_restore(restore, offsets.uc_cpu + 8, offsets.cpu_uc, 0)
+    assert not vcpu.bind_pc_restore(restore, offsets.uc_cpu, offsets.cpu_uc + 8, 0)
+    assert not vcpu.bind_pc_restore(restore, offsets.uc_cpu + 1, offsets.cpu_uc, 0)  # unaligned
+    assert not vcpu.bind_pc_restore(restore, 1 << 20, offsets.cpu_uc, 0)  # beyond the limit
+    assert vcpu.bind_pc_restore(restore, *good)
+    vcpu.close()
+    guard.close()

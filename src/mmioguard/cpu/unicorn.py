@@ -19,7 +19,7 @@ from unicorn import arm64_const as A
 from unicorn import unicorn_const as C
 from unicorn.unicorn_py3.unicorn import (
     HOOK_INTR_CFUNC,
-    HOOK_MEM_ACCESS_CFUNC,
+    HOOK_MEM_INVALID_CFUNC,
     MMIO_READ_CFUNC,
     MMIO_WRITE_CFUNC,
     Uc,
@@ -31,6 +31,8 @@ from mmioguard import native as mgnative
 from mmioguard.abi.profiles import GuardOp
 from mmioguard.arch.decode import AddrMode
 from mmioguard.arch.exception import BOOT_PSTATE
+from mmioguard.cpu import pcrestore
+from mmioguard.cpu.pcrestore import PcRestore
 from mmioguard.hyp.backend import Fault, MmioRead, MmioWrite, Reg
 from mmioguard.hyp.config import GuardMode
 from mmioguard.hyp.exits import GuestStop
@@ -160,6 +162,27 @@ _HOOK_SYS_CFUNC = ctypes.CFUNCTYPE(
 )
 
 
+_U64_MAX = (1 << 64) - 1
+_PAGE_MASK = 0xFFF  # Unicorn's AArch64 page: protections apply per 4 KiB
+
+
+def _no_sync() -> None:
+    pass
+
+
+def _gaps(slots: Sequence[MemorySlot]) -> list[tuple[int, int]]:
+    """The inclusive address ranges outside every memory slot."""
+    gaps: list[tuple[int, int]] = []
+    at = 0
+    for slot in sorted(slots, key=lambda s: s.base):
+        if slot.base > at:
+            gaps.append((at, slot.base - 1))
+        at = max(at, slot.end)
+    if at <= _U64_MAX:
+        gaps.append((at, _U64_MAX))
+    return gaps
+
+
 class UnicornVcpu:
     """One vCPU on its own Unicorn instance; RAM is shared by pointer across instances.
 
@@ -175,6 +198,7 @@ class UnicornVcpu:
         self.vcpu = vcpu
         self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self._handle = uc._uch
+        self._slots = tuple(slots)
         self._keep: list[object] = []  # ctypes callbacks must outlive the engine
         self.native = native
         self._native_vcpu: NativeVcpu | None = None
@@ -185,11 +209,15 @@ class UnicornVcpu:
             uc.mem_map_ptr(slot.base, slot.size, perms, slot.address())
         self._hvc_batch = _Batch(self._handle, _X[:4])
         self._gpr_batch = _Batch(self._handle, _X)
+        self._pc_restore: PcRestore | None = None
         if native is None:
             self._install_intr_hook()
         else:
             self._install_native(native)
-        self._install_pc_sync()
+        #: How device callbacks get exact PCs: QEMU's state restore, or the memory hooks.
+        self.exact_pc = self._bind_pc_restore()
+        if self.exact_pc == "hook":
+            self._install_pc_sync()
         self.native_timer = native is not None
         self._timer: NativeTimer | None = None
         self._block_hook = False
@@ -457,9 +485,32 @@ class UnicornVcpu:
         vcpu.on_cache_clear = nv.cache_clear
         self._hook_add(UC_HOOK_INTR, ctypes.c_void_p(native.lib.intr_ptr),
                        ctypes.c_void_p(nv.handle), 1, 0, "the native interrupt hook")
-        self._hook_add(C.UC_HOOK_MEM_READ_UNMAPPED | C.UC_HOOK_MEM_WRITE_UNMAPPED,
-                       ctypes.c_void_p(native.lib.mem_unmapped_ptr), ctypes.c_void_p(nv.handle),
-                       1, 0, "the native unmapped-access hook")
+        # Only over what is not RAM: Unicorn never lets a RAM page leave its slow "not
+        # dirty" store path while any memory hook covers it (cputlb.c, notdirty_write), so a
+        # hook over all addresses would send every store of the guest through that path.
+        for begin, end in _gaps(self._slots):
+            self._hook_add(C.UC_HOOK_MEM_READ_UNMAPPED | C.UC_HOOK_MEM_WRITE_UNMAPPED,
+                           ctypes.c_void_p(native.lib.mem_unmapped_ptr),
+                           ctypes.c_void_p(nv.handle), begin, end,
+                           "the native unmapped-access hook")
+
+    def _bind_pc_restore(self) -> str:
+        """Exact device-access PCs from QEMU's state restore where this Unicorn allows it
+        (mmioguard.cpu.pcrestore), else "hook": the memory hooks that slow every access."""
+        offsets = pcrestore.layout()
+        restore = pcrestore.restore_function()
+        if offsets is None or restore is None:
+            return "hook"
+        if self._native_vcpu is not None:
+            ok = self._native_vcpu.bind_pc_restore(
+                restore, offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc
+            )
+            return "restore" if ok else "hook"
+        try:
+            self._pc_restore = pcrestore.PcRestore(self._handle)
+        except LookupError:
+            return "hook"
+        return "restore"
 
     def _install_pc_sync(self) -> None:
         """Make Unicorn keep PC exact at every load and store.
@@ -605,8 +656,10 @@ class UnicornVcpu:
         vcpu = self.vcpu
         stop = self.uc.emu_stop
         fail = self._fail
+        sync = self._pc_restore.sync if self._pc_restore is not None else _no_sync
 
         def on_read(_h: int, offset: int, size: int, _u: int) -> int:
+            sync()
             reg_read(handle, pc_id, pc_ref)
             try:
                 value = read(pc_buf.value, offset, size)
@@ -618,6 +671,7 @@ class UnicornVcpu:
             return value
 
         def on_write(_h: int, offset: int, size: int, value: int, _u: int) -> None:
+            sync()
             reg_read(handle, pc_id, pc_ref)
             try:
                 write(pc_buf.value, offset, size, value & ((1 << (8 * size)) - 1))
@@ -636,21 +690,44 @@ class UnicornVcpu:
 
 
     def watch_writes(self, begin: int, end: int, callback: Callable[[int, int, int], None]) -> None:
-        """A Python write hook on a small range (the last bytes of RAM): rare, so Python."""
+        """Call ``callback(pc, address, size)`` before each guest write to [begin, end], the
+        last bytes of a RAM slot, without a memory hook.
+
+        A ``UC_HOOK_MEM_WRITE`` hook, even over 32 bytes, sends every load and store of the
+        guest through the emulator's slow path (docs/unicorn.md). Instead the pages holding
+        [begin, end] are mapped without write permission in Unicorn and a
+        ``UC_HOOK_MEM_WRITE_PROT`` hook over them, which costs nothing elsewhere, sees each
+        write to them with an exact PC, calls back for the watched bytes and performs the
+        write itself (Unicorn drops a protected write the hook handled). Writes to those pages
+        are slow; the machine keeps its device tree there, which the guest only reads.
+        """
+        first = begin & ~_PAGE_MASK
+        last = end | _PAGE_MASK
+        slot = next((s for s in self._slots if s.base <= first and last < s.end), None)
+        if slot is None:
+            raise BackendError(f"{begin:#x}-{end:#x} is not inside one memory slot")
+        if slot.readonly:
+            return  # the guest cannot write there at all
+        self.uc.mem_protect(first, last + 1 - first, C.UC_PROT_READ | C.UC_PROT_EXEC)
         reg_read, handle, pc_ref, pc_buf = self._reg_read, self._handle, self._pc_ref, self._pc_buf
         pc_id = A.UC_ARM64_REG_PC
+        mem_write = self.uc.mem_write
 
-        def on_write(_h: int, _t: int, address: int, size: int, _v: int, _u: int) -> None:
-            reg_read(handle, pc_id, pc_ref)
+        def on_write(_h: int, _t: int, address: int, size: int, value: int, _u: int) -> bool:
             try:
-                callback(pc_buf.value, address, size)
+                if address <= end and begin < address + size:
+                    reg_read(handle, pc_id, pc_ref)
+                    callback(pc_buf.value, address, size)
+                # uc_mem_write keeps the translated code coherent, as a guest store would.
+                mem_write(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
             except Exception as exc:
                 self._fail("the RAM write watch", exc)
+            return True
 
-        cb = HOOK_MEM_ACCESS_CFUNC(on_write)
+        cb = HOOK_MEM_INVALID_CFUNC(on_write)
         self._keep.append(cb)
-        self._hook_add(C.UC_HOOK_MEM_WRITE, ctypes.cast(cb, ctypes.c_void_p), None, begin, end,
-                       f"the write watch at {begin:#x}")
+        self._hook_add(C.UC_HOOK_MEM_WRITE_PROT, ctypes.cast(cb, ctypes.c_void_p), None, first,
+                       last, f"the write watch at {begin:#x}")
 
     def _map_native(
         self,

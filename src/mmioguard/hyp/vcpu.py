@@ -166,7 +166,7 @@ class Vcpu:
         self._saved: _SavedRegisters | None = None
         # Old contents of the last bytes of RAM, by writing PC: a store pair that crosses
         # from RAM into device space writes its RAM half before the fault on the other half.
-        self._undo: deque[tuple[int, int, bytes]] = deque(maxlen=8)
+        self._undo: deque[tuple[int, int, bytes]] = deque(maxlen=64)
         self._loop_key: tuple[int, int, int] | None = None
         self._loop_regs: list[int] = []
         self._loop_count = 0
@@ -224,6 +224,8 @@ class Vcpu:
             self._saved = None
             run_count = self._service_interrupts(count) if interrupts else count
             pc = backend.get(Reg.PC)
+            if self._undo:
+                self._undo.clear()  # only the run that aborts can have written its RAM half
             fault = backend.run(pc, run_count)
             pending = self.pending
             if pending is not None:
@@ -836,12 +838,27 @@ class Vcpu:
         if old is not None:
             self._undo.append((pc, address, old))
 
-    def _undo_writes(self, pc: int) -> None:
-        """Put back what the aborted instruction at ``pc`` already wrote to RAM."""
+    def _undo_writes(self, pc: int, far: int) -> None:
+        """Put back what the aborted instruction at ``pc`` (effective address ``far``) already
+        wrote to RAM before its access crossed the end of a slot.
+
+        Its writes are the newest of this run (the log is emptied before each run) and lie
+        below the end of RAM, contiguous, from the physical address of ``far`` on: newest
+        first, entries are taken while they continue that run downwards. An older entry of the
+        same instruction (a loop) does not."""
+        translation = self.translate(far, AccessType.WRITE)
+        low = translation.pa if isinstance(translation, Translation) else None
+        below: int | None = None
         while self._undo:
             at, address, old = self._undo.pop()
-            if at == pc:
-                self.vm.memory.write(address, old)
+            end = address + len(old)
+            if at != pc or (low is not None and address < low):
+                break
+            if below is not None and end != below:
+                break
+            self.vm.memory.write(address, old)
+            below = address
+        self._undo.clear()
 
     def _native_abort(self) -> Exit | None:
         """Take the guard abort the backend's native path recorded.
@@ -879,7 +896,8 @@ class Vcpu:
         return None
 
     def _inject_guard_abort(self, pc: int, far: int) -> Exit | None:
-        self._undo_writes(pc)
+        if self._undo:
+            self._undo_writes(pc, far)
         self.vm.note_guard_abort(self.index, pc, far)
         from_el0 = current_el(self.backend.get(Reg.PSTATE)) == 0
         return self._inject(pc, E.external_data_abort(from_el0), far, "guard abort")

@@ -72,7 +72,7 @@ __all__ = [
     "load_native",
 ]
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 KIND_GENERIC = 0
 KIND_PL011 = 1
@@ -198,6 +198,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "mg_vcpu_create": (_vp, [_vp, _vp, _u64, _vp, _u64]),
     "mg_vcpu_destroy": (_int, [_vp]),
     "mg_vcpu_set_flags": (_int, [_vp, _uint]),
+    "mg_vcpu_bind_pc_restore": (_int, [_vp, _vp, _u64, _u64, _u64]),
     "mg_vcpu_flags": (_int, [_vp]),
     "mg_vcpu_set_hypercalls": (
         _int,
@@ -485,6 +486,15 @@ class NativeVcpu(_Owned):
         #: The guard abort C recorded, read in place (no call): ``active``, ``elr``, ``esr``,
         #: ``far``. Valid until :meth:`close`, then an inactive copy.
         self.abort: Abort = record.contents
+
+    def bind_pc_restore(self, restore: int, uc_cpu: int, cpu_uc: int, cpu_mem_io_pc: int) -> bool:
+        """Let the device callbacks restore exact PCs themselves (mgnative.h,
+        mg_vcpu_bind_pc_restore): ``restore`` is the address of Unicorn's cpu_restore_state,
+        the rest are structure offsets. False when C finds they do not fit the engine."""
+        rc = self.lib.fn["mg_vcpu_bind_pc_restore"](
+            self.handle, _address(restore), uc_cpu, cpu_uc, cpu_mem_io_pc
+        )
+        return int(rc) == 0
 
     def _closed_hook(self) -> None:
         self.abort = Abort()  # the C record is freed: never read it again

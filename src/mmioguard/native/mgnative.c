@@ -384,6 +384,11 @@ struct mg_vcpu {
     uint32_t saved;
     int saved_reg;
     uint64_t saved_value;
+    /* Exact PCs without a memory hook (mg_vcpu_bind_pc_restore): Unicorn's CPUState, its
+     * mem_io_pc field and QEMU's cpu_restore_state. NULL: PC is read as Unicorn keeps it. */
+    void *cpu;
+    uintptr_t *mem_io_pc;
+    mg_restore_t restore;
 };
 
 static inline bool vcpu_ok(const struct mg_vcpu *v)
@@ -412,6 +417,28 @@ MG_API struct mg_vcpu *mg_vcpu_create(uc_engine *uc, struct mg_guard *g, uint64_
     g->users++;
     v->magic = MG_MAGIC_VCPU;
     return v;
+}
+
+MG_API int mg_vcpu_bind_pc_restore(struct mg_vcpu *v, mg_restore_t restore, uint64_t off_uc_cpu,
+                                   uint64_t off_cpu_uc, uint64_t off_cpu_mem_io_pc)
+{
+    if (!vcpu_ok(v) || restore == NULL)
+        return -1;
+    const uint64_t limit = MG_STRUCT_OFFSET_LIMIT;
+    const uint64_t align = sizeof(void *) - 1;
+    if (off_uc_cpu >= limit || off_cpu_uc >= limit || off_cpu_mem_io_pc >= limit ||
+        ((off_uc_cpu | off_cpu_uc | off_cpu_mem_io_pc) & align) != 0)
+        return -1;
+    void *cpu = *(void *const *)((const char *)v->uc + off_uc_cpu);
+    if (cpu == NULL || ((uintptr_t)cpu & align) != 0)
+        return -1;
+    /* The CPU points back at its engine: the offsets are those of this build of Unicorn. */
+    if (*(void *const *)((const char *)cpu + off_cpu_uc) != (void *)v->uc)
+        return -1;
+    v->cpu = cpu;
+    v->mem_io_pc = (uintptr_t *)((char *)cpu + off_cpu_mem_io_pc);
+    v->restore = restore;
+    return 0;
 }
 
 MG_API int mg_vcpu_destroy(struct mg_vcpu *v)
@@ -1016,6 +1043,24 @@ MG_API int mg_vcpu_take_abort(struct mg_vcpu *v, unsigned mode)
 
 /* -- Unicorn callbacks ------------------------------------------------------------------------ */
 
+/* Make Unicorn's PC that of the instruction whose device access is being dispatched. Without a
+ * memory hook Unicorn leaves PC where it was last stored (docs/unicorn.md); QEMU records the
+ * host address of the access in mem_io_pc just before calling the device, and
+ * cpu_restore_state maps it back to the guest instruction, as Unicorn itself does before it
+ * calls a memory hook. mem_io_pc is cleared after use: a device access from outside the
+ * emulator (none is made today) must not restore a stale PC, and the second callback of a
+ * split access keeps the PC the first one restored. */
+static inline void sync_pc(struct mg_vcpu *v)
+{
+    if (v->cpu == NULL)
+        return;
+    uintptr_t host = *v->mem_io_pc;
+    if (host == 0)
+        return;
+    *v->mem_io_pc = 0;
+    v->restore(v->cpu, host, false);
+}
+
 static inline uint64_t size_mask(unsigned size)
 {
     return size >= 8 ? UINT64_MAX : (((uint64_t)1 << (8 * size)) - 1);
@@ -1030,6 +1075,7 @@ MG_API uint64_t mg_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void
     }
     struct mg_vcpu *v = r->vcpu;
     uint64_t pc = 0;
+    sync_pc(v);
     if (uc_reg_read(uc, UC_ARM64_REG_PC, &pc) != UC_ERR_OK) {
         v->stats.errors++;
         v->stats.mmio_escape++;
@@ -1071,6 +1117,7 @@ MG_API void mg_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_
     uint64_t pc = 0;
     if (size >= 1 && size <= 8)
         value &= size_mask(size);
+    sync_pc(v);
     if (uc_reg_read(uc, UC_ARM64_REG_PC, &pc) != UC_ERR_OK) {
         v->stats.errors++;
         v->stats.mmio_escape++;

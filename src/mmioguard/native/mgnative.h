@@ -36,7 +36,7 @@
 
 #include <unicorn/unicorn.h>
 
-#define MG_ABI_VERSION 2
+#define MG_ABI_VERSION 3
 
 /* Region kinds. */
 #define MG_KIND_GENERIC 0u
@@ -80,6 +80,7 @@
 #define MG_CACHE_MAX_ENTRIES (1ull << 22)
 #define MG_RING_MIN 16u
 #define MG_RING_MAX (1u << 20)
+#define MG_STRUCT_OFFSET_LIMIT (1ull << 20)
 
 /* Escapes into Python. The MMIO ones get the arguments of the Python callbacks of
  * mmioguard.hyp.vcpu: the accessing instruction's PC, the offset in the region, the access size
@@ -87,6 +88,9 @@
 typedef uint64_t (*mg_read_escape_t)(uint64_t pc, uint64_t offset, unsigned size);
 typedef void (*mg_write_escape_t)(uint64_t pc, uint64_t offset, unsigned size, uint64_t value);
 typedef void (*mg_intr_escape_t)(uint32_t intno);
+/* QEMU's cpu_restore_state(CPUState *, uintptr_t host_pc, bool will_exit), as Unicorn exports
+ * it (cpu_restore_state_aarch64). */
+typedef bool (*mg_restore_t)(void *cpu, uintptr_t host_pc, bool will_exit);
 
 struct mg_guard;
 struct mg_vcpu;
@@ -138,6 +142,13 @@ uint64_t mg_guard_slots(const struct mg_guard *g);       /* current table size (
 struct mg_vcpu *mg_vcpu_create(uc_engine *uc, struct mg_guard *g, uint64_t cache_capacity,
                                mg_intr_escape_t intr_escape, uint64_t seed);
 int mg_vcpu_destroy(struct mg_vcpu *v);
+/* Give the device callbacks exact PCs without a memory hook: restore is cpu_restore_state;
+ * the offsets locate Unicorn's CPUState in its uc_struct, the CPUState's pointer back to the
+ * engine (checked here: it must equal the engine) and its mem_io_pc field. Each offset below
+ * MG_STRUCT_OFFSET_LIMIT and pointer-aligned. Call after the engine has created its CPU (after
+ * the first mapping). 0, or -1 (nothing bound). */
+int mg_vcpu_bind_pc_restore(struct mg_vcpu *v, mg_restore_t restore, uint64_t off_uc_cpu,
+                            uint64_t off_cpu_uc, uint64_t off_cpu_mem_io_pc);
 int mg_vcpu_set_flags(struct mg_vcpu *v, unsigned flags); /* 0 or -1 (unknown bits) */
 int mg_vcpu_flags(const struct mg_vcpu *v);
 /* The hypercalls C answers when MG_VCPU_NATIVE_HVC is set: SMCCC_VERSION and the KVM UID

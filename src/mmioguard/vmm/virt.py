@@ -51,8 +51,10 @@ GIC_IRQS = 64
 ICOUNT_RTC_EPOCH = 946_684_800
 # A WFI wait longer than this is cut into pieces, so the watchdog is heard.
 MAX_IDLE_SLEEP = 0.05
-# The device tree goes at the start of the last 2 MiB of RAM: out of the way of images
-# linked low, and inside one 2 MiB block as older arm64 kernels require.
+# The boot data (device tree, initrd below it) live in the last 2 MiB of RAM: out of the way of
+# images linked low. The device tree ends at the end of RAM, inside one 2 MiB block as arm64
+# kernels require: Linux keeps it reserved, so nothing writes the last page of RAM, which the
+# backend write-protects to watch stores that cross the end of RAM (UnicornVcpu.watch_writes).
 DTB_AREA = 2 * MIB
 # Instructions per slice when several vCPUs share the thread.
 SMP_SLICE = 20_000
@@ -256,10 +258,10 @@ class VirtMachine:
 
     def _place_boot_data(self) -> tuple[int, bytes]:
         ram_end = RAM_BASE + self.options.memory
-        dtb_addr = ram_end - DTB_AREA
+        area = ram_end - DTB_AREA
         initrd_range: tuple[int, int] | None = None
         if self.initrd is not None:
-            start = (dtb_addr - len(self.initrd)) & ~0xFFFF
+            start = (area - len(self.initrd)) & ~0xFFFF
             initrd_range = (start, start + len(self.initrd))
         description = MachineDescription(
             memory_base=RAM_BASE,
@@ -281,11 +283,14 @@ class VirtMachine:
             initrd_end=initrd_range[1] if initrd_range else None,
         )
         dtb = build_dtb(description)
-        low = initrd_range[0] if initrd_range else dtb_addr
+        dtb_addr = ram_end - ((len(dtb) + 0xFFF) & ~0xFFF)
+        if dtb_addr < area:
+            raise ImageError(f"the device tree ({len(dtb)} bytes) does not fit in its 2 MiB")
+        low = initrd_range[0] if initrd_range else area
         if low < RAM_BASE:
             raise ImageError("the initrd does not fit in RAM: give more --memory")
         for i, seg in enumerate(self.image.segments):
-            if seg.addr < dtb_addr + len(dtb) and low < seg.addr + seg.memsz:
+            if seg.addr < ram_end and low < seg.addr + seg.memsz:
                 raise ImageError(
                     f"{self.options.image}: segment {i} ({seg.addr:#x}-{seg.addr + seg.memsz:#x})"
                     f" overlaps the boot data at {low:#x}-{ram_end:#x} (device tree, initrd); "
@@ -302,7 +307,7 @@ class VirtMachine:
         for seg in self.image.segments:
             self.memory.write(seg.addr, seg.data)
         if self.initrd is not None:
-            start = (self.dtb_addr - len(self.initrd)) & ~0xFFFF
+            start = (RAM_BASE + self.options.memory - DTB_AREA - len(self.initrd)) & ~0xFFFF
             self.memory.write(start, self.initrd)
         self.memory.write(self.dtb_addr, self.dtb)
         self.uart.reset()
