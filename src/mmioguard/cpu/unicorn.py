@@ -202,11 +202,12 @@ class UnicornVcpu:
         self._keep: list[object] = []  # ctypes callbacks must outlive the engine
         self.native = native
         self._native_vcpu: NativeVcpu | None = None
+        self._pc_buf = ctypes.c_uint64()
+        self._pc_ref = ctypes.byref(self._pc_buf)
+        self._reg_read = _raw_reg_read()
+        self._watches: list[tuple[int, int, Callable[[int, int, int], None]]] = []
         for slot in slots:
-            perms = C.UC_PROT_READ | C.UC_PROT_EXEC
-            if not slot.readonly:
-                perms |= C.UC_PROT_WRITE
-            uc.mem_map_ptr(slot.base, slot.size, perms, slot.address())
+            self._map_slot(slot)
         self._hvc_batch = _Batch(self._handle, _X[:4])
         self._gpr_batch = _Batch(self._handle, _X)
         self._pc_restore: PcRestore | None = None
@@ -225,9 +226,6 @@ class UnicornVcpu:
             self._install_native_timer(native.clock)
         else:
             self._install_timer_hooks()
-        self._pc_buf = ctypes.c_uint64()
-        self._pc_ref = ctypes.byref(self._pc_buf)
-        self._reg_read = _raw_reg_read()
         self._reg_write = _raw_reg_write()
         self._wbuf = ctypes.c_uint64()
         self._wref = ctypes.byref(self._wbuf)
@@ -689,45 +687,59 @@ class UnicornVcpu:
             raise BackendError(f"cannot map device region {base:#x}+{size:#x}: error {err}")
 
 
-    def watch_writes(self, begin: int, end: int, callback: Callable[[int, int, int], None]) -> None:
-        """Call ``callback(pc, address, size)`` before each guest write to [begin, end], the
-        last bytes of a RAM slot, without a memory hook.
+    def _map_slot(self, slot: MemorySlot) -> None:
+        """Map a memory slot, its last page without write permission (see watch_writes).
 
-        A ``UC_HOOK_MEM_WRITE`` hook, even over 32 bytes, sends every load and store of the
-        guest through the emulator's slow path (docs/unicorn.md). Instead the pages holding
-        [begin, end] are mapped without write permission in Unicorn and a
-        ``UC_HOOK_MEM_WRITE_PROT`` hook over them, which costs nothing elsewhere, sees each
-        write to them with an exact PC, calls back for the watched bytes and performs the
-        write itself (Unicorn drops a protected write the hook handled). Writes to those pages
-        are slow; the machine keeps its device tree there, which the guest only reads.
+        A ``UC_HOOK_MEM_WRITE`` hook, even over 32 bytes, would send every load and store of
+        the guest through the emulator's slow path (docs/unicorn.md); a ``WRITE_PROT`` hook
+        over a protected page costs nothing elsewhere. Mapped in two parts from the start:
+        protecting a page of a mapped region costs Unicorn tens of milliseconds.
         """
-        first = begin & ~_PAGE_MASK
-        last = end | _PAGE_MASK
-        slot = next((s for s in self._slots if s.base <= first and last < s.end), None)
-        if slot is None:
-            raise BackendError(f"{begin:#x}-{end:#x} is not inside one memory slot")
+        rx = C.UC_PROT_READ | C.UC_PROT_EXEC
         if slot.readonly:
-            return  # the guest cannot write there at all
-        self.uc.mem_protect(first, last + 1 - first, C.UC_PROT_READ | C.UC_PROT_EXEC)
+            self.uc.mem_map_ptr(slot.base, slot.size, rx, slot.address())
+            return
+        tail = min(slot.size, _PAGE_MASK + 1)
+        if slot.size > tail:
+            self.uc.mem_map_ptr(slot.base, slot.size - tail, rx | C.UC_PROT_WRITE, slot.address())
+        first = slot.end - tail
+        self.uc.mem_map_ptr(first, tail, rx, slot.address() + slot.size - tail)
         reg_read, handle, pc_ref, pc_buf = self._reg_read, self._handle, self._pc_ref, self._pc_buf
         pc_id = A.UC_ARM64_REG_PC
-        mem_write = self.uc.mem_write
+        watches = self._watches
+        host = slot.address() + slot.size - tail
+        memmove = ctypes.memmove
 
         def on_write(_h: int, _t: int, address: int, size: int, value: int, _u: int) -> bool:
             try:
-                if address <= end and begin < address + size:
-                    reg_read(handle, pc_id, pc_ref)
-                    callback(pc_buf.value, address, size)
-                # uc_mem_write keeps the translated code coherent, as a guest store would.
-                mem_write(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+                for begin, end, callback in watches:
+                    if address <= end and begin < address + size:
+                        reg_read(handle, pc_id, pc_ref)
+                        callback(pc_buf.value, address, size)
+                # Unicorn drops a protected write the hook handled: perform it. Into the
+                # buffer directly (uc_mem_write would remap the region under the running
+                # store); like any host write, the translation cache does not see it, so code
+                # is not rewritten here (the device tree, which Linux keeps, fills the page).
+                offset = address - first
+                if offset >= 0 and offset + size <= tail and 0 < size <= 8:
+                    data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+                    memmove(host + offset, data, size)
             except Exception as exc:
-                self._fail("the RAM write watch", exc)
+                self._fail("the write to the last page of RAM", exc)
             return True
 
         cb = HOOK_MEM_INVALID_CFUNC(on_write)
         self._keep.append(cb)
         self._hook_add(C.UC_HOOK_MEM_WRITE_PROT, ctypes.cast(cb, ctypes.c_void_p), None, first,
-                       last, f"the write watch at {begin:#x}")
+                       slot.end - 1, f"the write hook of {first:#x}")
+
+    def watch_writes(self, begin: int, end: int, callback: Callable[[int, int, int], None]) -> None:
+        """Call ``callback(pc, address, size)`` before each guest write to [begin, end], which
+        lies in the last page of a RAM slot: the machine keeps its device tree there, which
+        the guest only reads, so these writes are rare and may be slow."""
+        if not any(s.end - _PAGE_MASK - 1 <= begin and end < s.end for s in self._slots):
+            raise BackendError(f"{begin:#x}-{end:#x} is not in the last page of a memory slot")
+        self._watches.append((begin, end, callback))
 
     def _map_native(
         self,

@@ -259,6 +259,14 @@ def build_dtb(machine: MachineDescription) -> bytes:
     return bytes(tree.to_dtb())
 
 
+def padded(dtb: bytes, size: int) -> bytes:
+    """``dtb`` with free space at its end up to ``size`` bytes, counted in its header's
+    totalsize (as dtc -S does): a kernel reserves totalsize bytes, the padding included."""
+    if size < len(dtb) or size >= 1 << 32 or dtb[:4] != b"\xd0\x0d\xfe\xed":
+        raise ValueError(f"cannot pad a {len(dtb)}-byte device tree to {size} bytes")
+    return dtb[:4] + size.to_bytes(4, "big") + dtb[8:] + bytes(size - len(dtb))
+
+
 def _cpus_node(machine: MachineDescription) -> Any:
     affinities = [_affinity(mpidr) for mpidr in machine.cpus]
     # As QEMU: one address cell unless some CPU needs Aff3.

@@ -33,6 +33,7 @@ from mmioguard.vmm.devicetree import (
     MachineDescription,
     TimerDescription,
     build_dtb,
+    padded,
 )
 from mmioguard.vmm.loader import ImageError, load_image
 
@@ -282,8 +283,11 @@ class VirtMachine:
             initrd_start=initrd_range[0] if initrd_range else None,
             initrd_end=initrd_range[1] if initrd_range else None,
         )
+        # Padded to whole pages: a kernel reserves the blob's totalsize, so none of the last
+        # page of RAM is left for its allocator.
         dtb = build_dtb(description)
-        dtb_addr = ram_end - ((len(dtb) + 0xFFF) & ~0xFFF)
+        dtb = padded(dtb, (len(dtb) + 0xFFF) & ~0xFFF)
+        dtb_addr = ram_end - len(dtb)
         if dtb_addr < area:
             raise ImageError(f"the device tree ({len(dtb)} bytes) does not fit in its 2 MiB")
         low = initrd_range[0] if initrd_range else area
