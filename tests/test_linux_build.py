@@ -240,6 +240,8 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     monkeypatch.setattr(build, "_package_version", lambda package: host.version)
     monkeypatch.setattr(build, "_compiler_version", lambda: host.compiler)
     monkeypatch.setattr(build, "_prepare_source", lambda root, version, log: host.source)
+    # A new package or compiler rewrites dpkg's status file or the tool: the fingerprint.
+    monkeypatch.setattr(build, "_host_fingerprint", lambda: [host.version, host.compiler])
     monkeypatch.setattr(build, "_configure_kernel", host.configure)
     monkeypatch.setattr(build, "_make_image", host.make)
     return host
@@ -282,6 +284,28 @@ def test_kernel_cache_hits_and_misses(fake_host: FakeHost, tmp_path: Path) -> No
     fragment.write_text("CONFIG_ARM_PKVM_GUEST=y\nCONFIG_A=y\n")
     assert build_kernel(cache_dir=cache, fragment=fragment) == first
     assert fake_host.makes == 4
+
+
+def test_unchanged_host_runs_no_package_or_compiler_query(
+    fake_host: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    queries: list[str] = []
+    monkeypatch.setattr(build, "_ensure_packages", lambda packages, log: queries.append("dpkg"))
+    monkeypatch.setattr(
+        build, "_package_version", lambda package: queries.append("version") or fake_host.version
+    )
+    first = build_kernel(cache_dir=cache)
+    assert queries == ["dpkg", "version"]
+    assert build_kernel(cache_dir=cache) == first
+    assert queries == ["dpkg", "version"], "nothing changed: the memo answers"
+    (cache / build.HOST_MEMO).write_text("{not json")
+    assert build_kernel(cache_dir=cache) == first
+    assert queries == ["dpkg", "version"] * 2, "an unreadable memo is checked again"
+    fake_host.compiler = "aarch64-linux-gnu-gcc (Debian 13.1.0-1) 13.1.0"
+    build_kernel(cache_dir=cache)
+    assert queries == ["dpkg", "version"] * 3
+    assert fake_host.makes == 2
 
 
 def test_kernel_build_fails_loudly_when_the_guard_client_is_dropped(

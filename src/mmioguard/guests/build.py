@@ -25,7 +25,6 @@ unless ``$ZIG_GLOBAL_CACHE_DIR`` is set.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import re
 import shutil
@@ -34,6 +33,8 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from mmioguard.distinfo import installed_version
 
 __all__ = [
     "CFLAGS",
@@ -122,12 +123,10 @@ def default_cache_dir() -> Path:
 
 
 def ziglang_version() -> str:
-    try:
-        return importlib.metadata.version("ziglang")
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise GuestBuildError(
-            "the 'ziglang' package is not installed (pip install ziglang)"
-        ) from exc
+    version = installed_version("ziglang")
+    if version is None:
+        raise GuestBuildError("the 'ziglang' package is not installed (pip install ziglang)")
+    return version
 
 
 def _guest_dir(name: str) -> Path:

@@ -40,7 +40,7 @@ import collections
 import contextlib
 import fcntl
 import hashlib
-import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmioguard.distinfo import installed_version
 from mmioguard.linux import cpio
 
 __all__ = [
@@ -347,6 +348,56 @@ def _host_inputs(fragment: Path) -> KernelInputs:
     return KernelInputs(_package_version(SOURCE_PACKAGE), text, _compiler_version())
 
 
+HOST_MEMO = "host.json"
+DPKG_STATUS = Path("/var/lib/dpkg/status")
+
+
+def _host_fingerprint() -> list[object]:
+    """What the package check and the tool versions depend on, read without running
+    anything: dpkg's status file (any install or removal rewrites it) and the cross tools."""
+    marks: list[object] = []
+    for path in (str(DPKG_STATUS), shutil.which(f"{CROSS_COMPILE}gcc"),
+                 shutil.which(f"{CROSS_COMPILE}ld")):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        marks.append([path, st.st_mtime_ns, st.st_size, st.st_ino] if st else [path])
+    return marks
+
+
+def _checked_host_inputs(root: Path, fragment: Path, say: Log) -> KernelInputs:
+    """The packages checked (installed if missing) and the host's inputs of the cache key;
+    remembered in the cache with the host's fingerprint, so that a run with nothing changed
+    runs no dpkg-query and no compiler."""
+    memo = root / HOST_MEMO
+    fingerprint = _host_fingerprint()
+    try:
+        known = json.loads(memo.read_text())
+        if known.get("fingerprint") == fingerprint and known.get("packages") == list(
+            REQUIRED_PACKAGES
+        ):
+            text = fragment.read_bytes()
+            return KernelInputs(str(known["source_version"]), text, str(known["compiler"]))
+    except OSError:
+        pass  # no memo yet: check
+    except (ValueError, KeyError, AttributeError):
+        pass  # an unreadable memo is rewritten
+    _ensure_packages(REQUIRED_PACKAGES, say)
+    inputs = _host_inputs(fragment)
+    record = {
+        "fingerprint": _host_fingerprint(),  # after any install
+        "packages": list(REQUIRED_PACKAGES),
+        "source_version": inputs.source_version,
+        "compiler": inputs.compiler,
+    }
+    with contextlib.suppress(OSError):
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(memo)
+    return inputs
+
+
 # --- kernel source and build -------------------------------------------------------
 
 
@@ -503,10 +554,9 @@ def build_kernel(
     """
     say: Log = log if log is not None else (lambda _line: None)
     fragment_path = Path(fragment) if fragment is not None else FRAGMENT
-    _ensure_packages(REQUIRED_PACKAGES, say)
-    inputs = _host_inputs(fragment_path)
-    key = kernel_cache_key(inputs)
     root = _make_root(cache_dir)
+    inputs = _checked_host_inputs(root, fragment_path, say)
+    key = kernel_cache_key(inputs)
     entry = root / "kernel" / key
     image = entry / "Image"
     if image.is_file():
@@ -562,12 +612,10 @@ def build_kernel(
 
 
 def _ziglang_version() -> str:
-    try:
-        return importlib.metadata.version("ziglang")
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise KernelBuildError(
-            "the 'ziglang' package is not installed (pip install ziglang)"
-        ) from exc
+    version = installed_version("ziglang")
+    if version is None:
+        raise KernelBuildError("the 'ziglang' package is not installed (pip install ziglang)")
+    return version
 
 
 def _init_sources() -> list[Path]:

@@ -16,7 +16,6 @@ an unsupported host, a compiler error): it returns ``(None, reason)``.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import platform
 import shutil
@@ -24,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from mmioguard.distinfo import installed_version
 
 __all__ = [
     "CFLAGS",
@@ -102,15 +103,10 @@ def _host() -> tuple[str, str]:
 
 
 def _versions() -> tuple[str, str] | str:
-    try:
-        zig = importlib.metadata.version("ziglang")
-    except importlib.metadata.PackageNotFoundError:
+    zig = installed_version("ziglang")
+    if zig is None:
         return "the 'ziglang' package is not installed (pip install ziglang)"
-    try:
-        uc = importlib.metadata.version("unicorn")
-    except importlib.metadata.PackageNotFoundError:
-        uc = "unknown"
-    return zig, uc
+    return zig, installed_version("unicorn") or "unknown"
 
 
 def _cache_key(flags: tuple[str, ...], zig: str, uc: str, include: Path, library: Path) -> str:
