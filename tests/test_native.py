@@ -46,6 +46,7 @@ from mmioguard.native import (
     NativeRegion,
     NativeStats,
     NativeVcpu,
+    UcLayout,
     load_native,
 )
 from mmioguard.native import build as native_build
@@ -1126,11 +1127,21 @@ def test_native_binding_checks_the_offsets(lib: NativeLib) -> None:
     restore = pcrestore.restore_function()
     offsets = pcrestore.layout()
     assert restore is not None and offsets is not None
-    good = (offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc)
-    assert not vcpu.bind_pc_restore(restore, offsets.uc_cpu + 8, offsets.cpu_uc, 0)
-    assert not vcpu.bind_pc_restore(restore, offsets.uc_cpu, offsets.cpu_uc + 8, 0)
-    assert not vcpu.bind_pc_restore(restore, offsets.uc_cpu + 1, offsets.cpu_uc, 0)  # unaligned
-    assert not vcpu.bind_pc_restore(restore, 1 << 20, offsets.cpu_uc, 0)  # beyond the limit
-    assert vcpu.bind_pc_restore(restore, *good)
+    good = UcLayout(offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc, offsets.uc_tcg,
+                    offsets.tcg_uc, offsets.tcg_flush_count, offsets.uc_size_recur_mem)
+
+    def changed(**fields: int) -> UcLayout:
+        layout = UcLayout.from_buffer_copy(good)
+        for name, value in fields.items():
+            setattr(layout, name, value)
+        return layout
+
+    assert not vcpu.bind_pc_restore(restore, changed(uc_cpu=offsets.uc_cpu + 8))
+    assert not vcpu.bind_pc_restore(restore, changed(cpu_uc=offsets.cpu_uc + 8))
+    assert not vcpu.bind_pc_restore(restore, changed(uc_tcg=offsets.uc_tcg + 8))
+    assert not vcpu.bind_pc_restore(restore, changed(tcg_uc=offsets.tcg_uc - 8))
+    assert not vcpu.bind_pc_restore(restore, changed(uc_cpu=offsets.uc_cpu + 1))  # unaligned
+    assert not vcpu.bind_pc_restore(restore, changed(tcg_flush_count=1 << 20))  # beyond limit
+    assert vcpu.bind_pc_restore(restore, good)
     vcpu.close()
     guard.close()

@@ -31,11 +31,23 @@ class Layout:
     uc_cpu: int  # struct uc_struct: CPUState *cpu
     cpu_uc: int  # CPUState: struct uc_struct *uc
     cpu_mem_io_pc: int  # CPUState: uintptr_t mem_io_pc
+    uc_tcg: int  # struct uc_struct: TCGContext *tcg_ctx
+    tcg_uc: int  # TCGContext: struct uc_struct *uc
+    tcg_flush_count: int  # TCGContext: tb_ctx.tb_flush_count
+    uc_size_recur_mem: int  # struct uc_struct: int size_recur_mem
 
 
 #: By Unicorn release: offsetof() compiled against that release's headers (x86-64 hosts).
 LAYOUTS: dict[str, Layout] = {
-    "2.1.4": Layout(uc_cpu=440, cpu_uc=33192, cpu_mem_io_pc=33144),
+    "2.1.4": Layout(
+        uc_cpu=440,
+        cpu_uc=33192,
+        cpu_mem_io_pc=33144,
+        uc_tcg=768,
+        tcg_uc=43376,
+        tcg_flush_count=43216,
+        uc_size_recur_mem=1384,
+    ),
 }
 
 _RESTORE_CFUNC = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_bool)

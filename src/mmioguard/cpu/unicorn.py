@@ -500,9 +500,11 @@ class UnicornVcpu:
         if offsets is None or restore is None:
             return "hook"
         if self._native_vcpu is not None:
-            ok = self._native_vcpu.bind_pc_restore(
-                restore, offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc
+            layout = mgnative.UcLayout(
+                offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc, offsets.uc_tcg,
+                offsets.tcg_uc, offsets.tcg_flush_count, offsets.uc_size_recur_mem,
             )
+            ok = self._native_vcpu.bind_pc_restore(restore, layout)
             return "restore" if ok else "hook"
         try:
             self._pc_restore = pcrestore.PcRestore(self._handle)

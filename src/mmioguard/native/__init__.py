@@ -68,11 +68,12 @@ __all__ = [
     "NativeStats",
     "NativeVcpu",
     "ReadEscape",
+    "UcLayout",
     "WriteEscape",
     "load_native",
 ]
 
-ABI_VERSION = 3
+ABI_VERSION = 5
 
 KIND_GENERIC = 0
 KIND_PL011 = 1
@@ -132,6 +133,20 @@ class _Stats(ctypes.Structure):
         ("mmio_abort", ctypes.c_uint64),
         ("fault_abort", ctypes.c_uint64),
         ("abort_enter", ctypes.c_uint64),
+    ]
+
+
+class UcLayout(ctypes.Structure):
+    """struct mg_uc_layout: byte offsets in Unicorn's uc_struct, CPUState and TCGContext."""
+
+    _fields_ = [
+        ("uc_cpu", ctypes.c_uint64),
+        ("cpu_uc", ctypes.c_uint64),
+        ("cpu_mem_io_pc", ctypes.c_uint64),
+        ("uc_tcg", ctypes.c_uint64),
+        ("tcg_uc", ctypes.c_uint64),
+        ("tcg_flush_count", ctypes.c_uint64),
+        ("uc_size_recur_mem", ctypes.c_uint64),
     ]
 
 
@@ -198,7 +213,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "mg_vcpu_create": (_vp, [_vp, _vp, _u64, _vp, _u64]),
     "mg_vcpu_destroy": (_int, [_vp]),
     "mg_vcpu_set_flags": (_int, [_vp, _uint]),
-    "mg_vcpu_bind_pc_restore": (_int, [_vp, _vp, _u64, _u64, _u64]),
+    "mg_vcpu_bind_pc_restore": (_int, [_vp, _vp, _vp, ctypes.c_size_t]),
     "mg_vcpu_flags": (_int, [_vp]),
     "mg_vcpu_set_hypercalls": (
         _int,
@@ -487,12 +502,12 @@ class NativeVcpu(_Owned):
         #: ``far``. Valid until :meth:`close`, then an inactive copy.
         self.abort: Abort = record.contents
 
-    def bind_pc_restore(self, restore: int, uc_cpu: int, cpu_uc: int, cpu_mem_io_pc: int) -> bool:
-        """Let the device callbacks restore exact PCs themselves (mgnative.h,
+    def bind_pc_restore(self, restore: int, layout: UcLayout) -> bool:
+        """Let the device callbacks work out exact PCs themselves (mgnative.h,
         mg_vcpu_bind_pc_restore): ``restore`` is the address of Unicorn's cpu_restore_state,
-        the rest are structure offsets. False when C finds they do not fit the engine."""
+        ``layout`` where Unicorn keeps its structures. False when C finds they do not fit."""
         rc = self.lib.fn["mg_vcpu_bind_pc_restore"](
-            self.handle, _address(restore), uc_cpu, cpu_uc, cpu_mem_io_pc
+            self.handle, _address(restore), ctypes.byref(layout), ctypes.sizeof(layout)
         )
         return int(rc) == 0
 

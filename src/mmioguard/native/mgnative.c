@@ -364,6 +364,14 @@ MG_API uint64_t mg_guard_slots(const struct mg_guard *g)
 
 /* -- vCPU ------------------------------------------------------------------------------------ */
 
+/* A guest PC worked out from the host address of the access (cpu_restore_state's answer):
+ * the same host code is the same guest instruction until the translation cache is flushed. */
+#define MG_PC_MEMO_SIZE 512u
+struct mg_pc_memo {
+    uintptr_t host;
+    uint64_t pc;
+};
+
 struct mg_vcpu {
     uint32_t magic;
     uint32_t flags;
@@ -388,7 +396,14 @@ struct mg_vcpu {
      * mem_io_pc field and QEMU's cpu_restore_state. NULL: PC is read as Unicorn keeps it. */
     void *cpu;
     uintptr_t *mem_io_pc;
+    const uint32_t *flush_count; /* TBContext.tb_flush_count: host code is reused after a flush */
+    const int32_t *size_recur;   /* uc_struct.size_recur_mem: nonzero inside a split access */
     mg_restore_t restore;
+    uint32_t seen_flush;
+    uint32_t pc_exact;  /* Unicorn's PC is the last access's (restored), not just known here */
+    uintptr_t last_host;
+    uint64_t last_pc;
+    struct mg_pc_memo pc_memo[MG_PC_MEMO_SIZE];
 };
 
 static inline bool vcpu_ok(const struct mg_vcpu *v)
@@ -419,24 +434,38 @@ MG_API struct mg_vcpu *mg_vcpu_create(uc_engine *uc, struct mg_guard *g, uint64_
     return v;
 }
 
-MG_API int mg_vcpu_bind_pc_restore(struct mg_vcpu *v, mg_restore_t restore, uint64_t off_uc_cpu,
-                                   uint64_t off_cpu_uc, uint64_t off_cpu_mem_io_pc)
+MG_API int mg_vcpu_bind_pc_restore(struct mg_vcpu *v, mg_restore_t restore,
+                                   const struct mg_uc_layout *layout, size_t layout_size)
 {
-    if (!vcpu_ok(v) || restore == NULL)
+    if (!vcpu_ok(v) || restore == NULL || layout == NULL ||
+        layout_size != sizeof(struct mg_uc_layout))
         return -1;
+    const struct mg_uc_layout l = *layout;
     const uint64_t limit = MG_STRUCT_OFFSET_LIMIT;
     const uint64_t align = sizeof(void *) - 1;
-    if (off_uc_cpu >= limit || off_cpu_uc >= limit || off_cpu_mem_io_pc >= limit ||
-        ((off_uc_cpu | off_cpu_uc | off_cpu_mem_io_pc) & align) != 0)
+    if (l.uc_cpu >= limit || l.cpu_uc >= limit || l.cpu_mem_io_pc >= limit ||
+        l.uc_tcg >= limit || l.tcg_uc >= limit || l.tcg_flush_count >= limit ||
+        l.uc_size_recur_mem >= limit ||
+        ((l.uc_cpu | l.cpu_uc | l.cpu_mem_io_pc | l.uc_tcg | l.tcg_uc) & align) != 0 ||
+        ((l.tcg_flush_count | l.uc_size_recur_mem) & 3u) != 0)
         return -1;
-    void *cpu = *(void *const *)((const char *)v->uc + off_uc_cpu);
-    if (cpu == NULL || ((uintptr_t)cpu & align) != 0)
+    void *cpu = *(void *const *)((const char *)v->uc + l.uc_cpu);
+    void *tcg = *(void *const *)((const char *)v->uc + l.uc_tcg);
+    if (cpu == NULL || ((uintptr_t)cpu & align) != 0 || tcg == NULL || ((uintptr_t)tcg & align))
         return -1;
-    /* The CPU points back at its engine: the offsets are those of this build of Unicorn. */
-    if (*(void *const *)((const char *)cpu + off_cpu_uc) != (void *)v->uc)
+    /* Both point back at their engine: the offsets are those of this build of Unicorn. */
+    if (*(void *const *)((const char *)cpu + l.cpu_uc) != (void *)v->uc ||
+        *(void *const *)((const char *)tcg + l.tcg_uc) != (void *)v->uc)
+        return -1;
+    const int32_t *size_recur = (const int32_t *)((const char *)v->uc + l.uc_size_recur_mem);
+    if (*size_recur != 0) /* no access is in progress while the engine is stopped */
         return -1;
     v->cpu = cpu;
-    v->mem_io_pc = (uintptr_t *)((char *)cpu + off_cpu_mem_io_pc);
+    v->mem_io_pc = (uintptr_t *)((char *)cpu + l.cpu_mem_io_pc);
+    v->flush_count = (const uint32_t *)((const char *)tcg + l.tcg_flush_count);
+    v->size_recur = size_recur;
+    v->seen_flush = *v->flush_count;
+    memset(v->pc_memo, 0, sizeof v->pc_memo);
     v->restore = restore;
     return 0;
 }
@@ -859,21 +888,30 @@ static inline enum mg_verdict judge(const struct mg_region *r, uint64_t pc, uint
     if (!g->enrolled)
         return MG_ALLOW;
     uint64_t pa = r->base + offset; /* no wrap: base + size - 1 was checked at creation */
-    uint64_t ea;
-    if (!effective_address(v, e, &ea))
-        return MG_ESCAPE;
     /* Unicorn splits an unaligned access into aligned pieces, each reaching the callback on
      * its own: a piece that fits a mapped granule must not be let through when another piece
      * is refused. Only the whole access is decided here; a piece goes to Python, which decides
-     * on the instruction's whole access. */
-    if (((ea ^ pa) & MG_PAGE_OFFSET_MASK) != 0)
-        return MG_ESCAPE;
+     * on the instruction's whole access. Unicorn marks its pieces (size_recur_mem); without
+     * that mark a piece is told by its page offset, which differs from the instruction's
+     * effective address's. */
+    bool have_ea = false;
+    uint64_t ea = 0;
+    if (v->size_recur != NULL) {
+        if (*v->size_recur != 0)
+            return MG_ESCAPE;
+    } else {
+        if (!effective_address(v, e, &ea) || ((ea ^ pa) & MG_PAGE_OFFSET_MASK) != 0)
+            return MG_ESCAPE;
+        have_ea = true;
+    }
     uint64_t granule = pa >> g->shift;
     if (((pa + (size - 1)) >> g->shift) != granule)
         return MG_ESCAPE; /* crosses into the next granule: Python checks both */
     if (table_find(&g->set, granule) != NULL)
         return MG_ALLOW;
     if (!(v->flags & MG_VCPU_NATIVE_ABORT))
+        return MG_ESCAPE;
+    if (!have_ea && (!effective_address(v, e, &ea) || ((ea ^ pa) & MG_PAGE_OFFSET_MASK) != 0))
         return MG_ESCAPE;
     *entry = e;
     *far = ea;
@@ -1043,22 +1081,53 @@ MG_API int mg_vcpu_take_abort(struct mg_vcpu *v, unsigned mode)
 
 /* -- Unicorn callbacks ------------------------------------------------------------------------ */
 
-/* Make Unicorn's PC that of the instruction whose device access is being dispatched. Without a
- * memory hook Unicorn leaves PC where it was last stored (docs/unicorn.md); QEMU records the
- * host address of the access in mem_io_pc just before calling the device, and
- * cpu_restore_state maps it back to the guest instruction, as Unicorn itself does before it
- * calls a memory hook. mem_io_pc is cleared after use: a device access from outside the
- * emulator (none is made today) must not restore a stale PC, and the second callback of a
- * split access keeps the PC the first one restored. */
-static inline void sync_pc(struct mg_vcpu *v)
+/* The PC of the instruction whose device access is being dispatched, into *pc (false: it
+ * cannot be read). Without a memory hook Unicorn leaves PC where it was last stored
+ * (docs/unicorn.md); QEMU records the host address of the access in mem_io_pc just before it
+ * calls the device, and cpu_restore_state maps that back to the guest instruction, as Unicorn
+ * itself does before it calls a memory hook. The answer is remembered by host address until
+ * the translation cache is flushed. mem_io_pc is cleared after use: the second callback of a
+ * split access (none in between) is the same instruction, and a device access from outside
+ * the emulator (none is made today) must not restore a stale PC. */
+static inline bool access_pc(struct mg_vcpu *v, uint64_t *pc)
 {
     if (v->cpu == NULL)
-        return;
+        return uc_reg_read(v->uc, UC_ARM64_REG_PC, pc) == UC_ERR_OK;
     uintptr_t host = *v->mem_io_pc;
-    if (host == 0)
-        return;
+    if (host == 0) {
+        *pc = v->last_pc;
+        return true;
+    }
     *v->mem_io_pc = 0;
+    uint32_t flushes = *v->flush_count;
+    if (flushes != v->seen_flush) {
+        memset(v->pc_memo, 0, sizeof v->pc_memo);
+        v->seen_flush = flushes;
+    }
+    struct mg_pc_memo *m = &v->pc_memo[(host ^ (host >> 9)) & (MG_PC_MEMO_SIZE - 1)];
+    v->last_host = host;
+    if (m->host == host) {
+        v->pc_exact = 0;
+        v->last_pc = *pc = m->pc;
+        return true;
+    }
     v->restore(v->cpu, host, false);
+    if (uc_reg_read(v->uc, UC_ARM64_REG_PC, pc) != UC_ERR_OK)
+        return false;
+    v->pc_exact = 1;
+    m->host = host;
+    m->pc = v->last_pc = *pc;
+    return true;
+}
+
+/* Before Python runs inside a callback: Unicorn's PC is the accessing instruction's, as it
+ * would be with the memory hooks (Python reads registers, may stop the emulator). */
+static inline void exact_pc(struct mg_vcpu *v)
+{
+    if (v->cpu != NULL && !v->pc_exact && v->last_host != 0) {
+        v->restore(v->cpu, v->last_host, false);
+        v->pc_exact = 1;
+    }
 }
 
 static inline uint64_t size_mask(unsigned size)
@@ -1075,8 +1144,7 @@ MG_API uint64_t mg_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void
     }
     struct mg_vcpu *v = r->vcpu;
     uint64_t pc = 0;
-    sync_pc(v);
-    if (uc_reg_read(uc, UC_ARM64_REG_PC, &pc) != UC_ERR_OK) {
+    if (!access_pc(v, &pc)) {
         v->stats.errors++;
         v->stats.mmio_escape++;
         return r->read_escape(pc, offset, size);
@@ -1093,6 +1161,7 @@ MG_API uint64_t mg_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void
     }
     if (verdict != MG_ALLOW) {
         v->stats.mmio_escape++;
+        exact_pc(v);
         return r->read_escape(pc, offset, size);
     }
     const struct mg_pl011 *p = r->pl011;
@@ -1101,6 +1170,7 @@ MG_API uint64_t mg_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void
         return p->fr & size_mask(size);
     }
     v->stats.mmio_forward++;
+    exact_pc(v);
     mg_read_escape_t forward = r->forward_read != NULL ? r->forward_read : r->read_escape;
     return forward(pc, offset, size);
 }
@@ -1117,8 +1187,7 @@ MG_API void mg_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_
     uint64_t pc = 0;
     if (size >= 1 && size <= 8)
         value &= size_mask(size);
-    sync_pc(v);
-    if (uc_reg_read(uc, UC_ARM64_REG_PC, &pc) != UC_ERR_OK) {
+    if (!access_pc(v, &pc)) {
         v->stats.errors++;
         v->stats.mmio_escape++;
         r->write_escape(pc, offset, size, value);
@@ -1134,6 +1203,7 @@ MG_API void mg_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_
     }
     if (verdict != MG_ALLOW) {
         v->stats.mmio_escape++;
+        exact_pc(v);
         r->write_escape(pc, offset, size, value);
         return;
     }
@@ -1151,6 +1221,7 @@ MG_API void mg_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_
         /* A full ring or the flush byte: Python drains the ring, then writes this byte. */
     }
     v->stats.mmio_forward++;
+    exact_pc(v);
     mg_write_escape_t forward = r->forward_write != NULL ? r->forward_write : r->write_escape;
     forward(pc, offset, size, value);
 }

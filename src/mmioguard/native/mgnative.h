@@ -36,7 +36,7 @@
 
 #include <unicorn/unicorn.h>
 
-#define MG_ABI_VERSION 3
+#define MG_ABI_VERSION 5
 
 /* Region kinds. */
 #define MG_KIND_GENERIC 0u
@@ -142,13 +142,24 @@ uint64_t mg_guard_slots(const struct mg_guard *g);       /* current table size (
 struct mg_vcpu *mg_vcpu_create(uc_engine *uc, struct mg_guard *g, uint64_t cache_capacity,
                                mg_intr_escape_t intr_escape, uint64_t seed);
 int mg_vcpu_destroy(struct mg_vcpu *v);
-/* Give the device callbacks exact PCs without a memory hook: restore is cpu_restore_state;
- * the offsets locate Unicorn's CPUState in its uc_struct, the CPUState's pointer back to the
- * engine (checked here: it must equal the engine) and its mem_io_pc field. Each offset below
- * MG_STRUCT_OFFSET_LIMIT and pointer-aligned. Call after the engine has created its CPU (after
+/* Where Unicorn keeps what mg_vcpu_bind_pc_restore needs: byte offsets in its uc_struct,
+ * QEMU's CPUState and TCGContext. */
+struct mg_uc_layout {
+    uint64_t uc_cpu;          /* uc_struct: CPUState *cpu */
+    uint64_t cpu_uc;          /* CPUState: struct uc_struct *uc (checked: the engine) */
+    uint64_t cpu_mem_io_pc;   /* CPUState: uintptr_t mem_io_pc */
+    uint64_t uc_tcg;          /* uc_struct: TCGContext *tcg_ctx */
+    uint64_t tcg_uc;          /* TCGContext: struct uc_struct *uc (checked: the engine) */
+    uint64_t tcg_flush_count; /* TCGContext: tb_ctx.tb_flush_count (unsigned) */
+    uint64_t uc_size_recur_mem; /* uc_struct: int size_recur_mem (0 at bind) */
+};
+
+/* Give the device callbacks exact PCs without a memory hook: restore is cpu_restore_state,
+ * layout where the structures are (layout_size: sizeof(struct mg_uc_layout)); each offset
+ * below MG_STRUCT_OFFSET_LIMIT and aligned. Call after the engine has created its CPU (after
  * the first mapping). 0, or -1 (nothing bound). */
-int mg_vcpu_bind_pc_restore(struct mg_vcpu *v, mg_restore_t restore, uint64_t off_uc_cpu,
-                            uint64_t off_cpu_uc, uint64_t off_cpu_mem_io_pc);
+int mg_vcpu_bind_pc_restore(struct mg_vcpu *v, mg_restore_t restore,
+                            const struct mg_uc_layout *layout, size_t layout_size);
 int mg_vcpu_set_flags(struct mg_vcpu *v, unsigned flags); /* 0 or -1 (unknown bits) */
 int mg_vcpu_flags(const struct mg_vcpu *v);
 /* The hypercalls C answers when MG_VCPU_NATIVE_HVC is set: SMCCC_VERSION and the KVM UID
