@@ -691,6 +691,14 @@ def test_hypercalls_answered_in_c(hvc_machine: Machine) -> None:
     hvc(m, FID_FEATURES)
     hvc(m, FID_INFO)
     assert m.esc.intrs == [11, 11]
+    # PSCI_VERSION: Python's unless C is given the version.
+    m.esc.intrs.clear()
+    assert hvc(m, 0x8400_0000) == (0x8400_0000, 0x1111, 0x1111, 0x1111)
+    m.vcpu.set_psci_version(0x10001)
+    assert hvc(m, 0x8400_0000) == (0x10001, 0, 0, 0)
+    assert m.esc.intrs == [11]
+    with pytest.raises(ValueError):
+        m.vcpu.set_psci_version(1 << 32)
     # Any other exception goes to Python with its number (SVC is 2).
     m.esc.intrs.clear()
     m.uc.emu_start(CODE + 4, CODE + 8)

@@ -29,6 +29,7 @@ from unicorn.unicorn_py3.unicorn import (
 
 from mmioguard import native as mgnative
 from mmioguard.abi.profiles import GuardOp
+from mmioguard.abi.smccc import PSCI_VERSION_1_1
 from mmioguard.arch.decode import AddrMode
 from mmioguard.arch.exception import BOOT_PSTATE
 from mmioguard.cpu import pcrestore
@@ -475,6 +476,7 @@ class UnicornVcpu:
         nv.set_hypercalls(
             profile.feature_bitmap(), [c.fid for c in profile.calls if c.op is GuardOp.INFO]
         )
+        nv.set_psci_version(PSCI_VERSION_1_1)  # what mmioguard.hyp.smccc answers
 
         def on_decode(pc: int, insn: Insn) -> None:
             nv.cache_put(pc, insn.fast, insn.size, insn.is_write, _address_form(insn))

@@ -73,7 +73,7 @@ __all__ = [
     "load_native",
 ]
 
-ABI_VERSION = 5
+ABI_VERSION = 6
 
 KIND_GENERIC = 0
 KIND_PL011 = 1
@@ -214,6 +214,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "mg_vcpu_destroy": (_int, [_vp]),
     "mg_vcpu_set_flags": (_int, [_vp, _uint]),
     "mg_vcpu_bind_pc_restore": (_int, [_vp, _vp, _vp, ctypes.c_size_t]),
+    "mg_vcpu_set_psci_version": (_int, [_vp, ctypes.c_uint32]),
     "mg_vcpu_flags": (_int, [_vp]),
     "mg_vcpu_set_hypercalls": (
         _int,
@@ -501,6 +502,13 @@ class NativeVcpu(_Owned):
         #: The guard abort C recorded, read in place (no call): ``active``, ``elr``, ``esr``,
         #: ``far``. Valid until :meth:`close`, then an inactive copy.
         self.abort: Abort = record.contents
+
+    def set_psci_version(self, version: int) -> None:
+        """Answer PSCI_VERSION in C with ``version`` (0: leave it to Python)."""
+        if not 0 <= version <= 0xFFFF_FFFF:
+            raise ValueError(f"PSCI version {version:#x} is not a 32-bit value")
+        if self.lib.fn["mg_vcpu_set_psci_version"](self.handle, version) != 0:
+            raise NativeError("cannot set the PSCI version of the native vCPU")
 
     def bind_pc_restore(self, restore: int, layout: UcLayout) -> bool:
         """Let the device callbacks work out exact PCs themselves (mgnative.h,

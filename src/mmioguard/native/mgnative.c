@@ -32,6 +32,7 @@
 #define MG_FID_SMCCC_VERSION 0x80000000u
 #define MG_FID_KVM_FEATURES 0x86000000u
 #define MG_FID_KVM_UID 0x8600ff01u
+#define MG_FID_PSCI_VERSION 0x84000000u
 #define MG_SMCCC_VERSION_1_1 0x10001u
 
 #define MG_GUARD_MIN_SLOTS 1024u
@@ -380,6 +381,7 @@ struct mg_vcpu {
     uint32_t have_features;
     uint32_t info_fids[MG_MAX_INFO_FIDS];
     uint64_t features;
+    uint32_t psci_version; /* 0: PSCI_VERSION goes to Python */
     uc_engine *uc;
     struct mg_guard *guard;
     mg_intr_escape_t intr_escape;
@@ -505,6 +507,14 @@ MG_API int mg_vcpu_set_hypercalls(struct mg_vcpu *v, int have_features, uint64_t
     for (size_t i = 0; i < n_info; i++)
         v->info_fids[i] = info_fids[i];
     v->n_info = (uint32_t)n_info;
+    return 0;
+}
+
+MG_API int mg_vcpu_set_psci_version(struct mg_vcpu *v, uint32_t version)
+{
+    if (!vcpu_ok(v))
+        return -1;
+    v->psci_version = version;
     return 0;
 }
 
@@ -1245,6 +1255,11 @@ static bool answer_hvc(const struct mg_vcpu *v, uint32_t fid, uint64_t out[4])
         if (!v->have_features)
             return false;
         out[0] = v->features;
+        return true;
+    case MG_FID_PSCI_VERSION:
+        if (v->psci_version == 0)
+            return false;
+        out[0] = v->psci_version;
         return true;
     default:
         break;

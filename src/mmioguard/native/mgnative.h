@@ -36,7 +36,7 @@
 
 #include <unicorn/unicorn.h>
 
-#define MG_ABI_VERSION 5
+#define MG_ABI_VERSION 6
 
 /* Region kinds. */
 #define MG_KIND_GENERIC 0u
@@ -167,6 +167,9 @@ int mg_vcpu_flags(const struct mg_vcpu *v);
  * the n_info function IDs. 0, or -1 (n_info > MG_MAX_INFO_FIDS). */
 int mg_vcpu_set_hypercalls(struct mg_vcpu *v, int have_features, uint64_t features,
                            const uint32_t *info_fids, size_t n_info);
+/* PSCI_VERSION answered in C with version (PSCI's encoding) when MG_VCPU_NATIVE_HVC is set and
+ * version is not 0 (the default: Python answers). 0, or -1. */
+int mg_vcpu_set_psci_version(struct mg_vcpu *v, uint32_t version);
 /* Decode cache. size: 0..8 (1, 2, 4 or 8 when fast). 1 inserted, 0 replaced, 2 inserted after
  * emptying a full cache, -1 invalid. An entry stored this way has no address form. */
 int mg_vcpu_cache_put(struct mg_vcpu *v, uint64_t pc, int fast, unsigned size, int is_write);

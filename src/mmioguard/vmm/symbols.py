@@ -35,6 +35,13 @@ class Symbols:
     def __len__(self) -> int:
         return len(self._addrs)
 
+    def address(self, name: str) -> int | None:
+        """Where ``name`` is (the first of that name), or None."""
+        try:
+            return self._addrs[self._names.index(name)]
+        except ValueError:
+            return None
+
     def describe(self, addr: int) -> str | None:
         i = bisect_right(self._addrs, addr) - 1
         if i < 0 or addr - self._addrs[i] > MAX_SYMBOL_SPAN:
