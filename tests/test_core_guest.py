@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from asmguest import ENROLL
 from mmioguard.abi.profiles import PROFILES
 from mmioguard.hyp.config import GuardMode, NisvPolicy, UnassignedPolicy
 from mmioguard.vmm.virt import ExitStatus
@@ -18,13 +19,6 @@ if TYPE_CHECKING:
 M1 = 0xFFFF_FFFF_FFFF_FFFF
 UART = 0x0900_0000
 RTC = 0x0901_0000
-ENROLL = """
-  hcall 0xc6000003
-  mov x0, #0x0004
-  movk x0, #0xc600, lsl #16
-  ldr x1, =0x09000000
-  hvc #0
-"""
 
 
 def test_discovery_calls(run_asm: Callable) -> None:

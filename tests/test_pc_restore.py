@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import asmguest
+from asmguest import ENROLL
+from conftest import run_image
 from mmioguard.cpu import pcrestore
 from mmioguard.hyp.config import GuardMode
 from mmioguard.vmm.virt import ExitStatus
@@ -73,15 +76,7 @@ def test_memory_hooks_are_the_fallback(run_asm: Callable, without_restore: None)
 
 def test_guard_abort_elr_is_exact_on_the_production_path(asm_cache: Path) -> None:
     # Untraced: C (or Python's fast path) decides, and the abort's ELR is the restored PC.
-    import asmguest
-    from conftest import run_image
-
-    elf = asmguest.build("""
-  hcall 0xc6000003
-  mov x0, #0x0004
-  movk x0, #0xc600, lsl #16
-  ldr x1, =0x09000000
-  hvc #0
+    elf = asmguest.build(ENROLL + """
   ldr x1, =0x09010000
   ldr x3, =0x40060000
   adr x11, refused
@@ -104,12 +99,7 @@ refused:
 # iteration writes [end-24, end-8) and stays; the second writes [end-8, end) before its other
 # half faults beyond RAM, where the enrolled guest mapped nothing, and only that half is put
 # back.
-CROSSING_LOOP = """
-  hcall 0xc6000003
-  mov x0, #0x0004
-  movk x0, #0xc600, lsl #16
-  ldr x1, =0x09000000
-  hvc #0
+CROSSING_LOOP = ENROLL + """
   ldr x2, =0x47ffffe8
   ldr x7, =0xaaaaaaaaaaaaaaaa
   stp x7, x7, [x2]

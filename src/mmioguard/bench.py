@@ -72,14 +72,20 @@ def _run_mmioguard(
     return elapsed
 
 
-def _run_raw(image: str) -> float:
-    """The floor: the same image on bare Unicorn with the least a VMM must do."""
+def _raw_engine(image: str) -> tuple[Uc, Any]:
+    """A bare engine with 128 MiB of RAM, the image loaded, HVC enabled (SCR_EL3.HCE)."""
     loaded = load_image(image, [(RAM_BASE, 128 * MIB, "RAM")], RAM_BASE, None)
     uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
     uc.mem_map(RAM_BASE, 128 * MIB)
     for seg in loaded.segments:
         uc.mem_write(seg.addr, seg.data)
     uc.reg_write(A.UC_ARM64_REG_CP_REG, (1, 1, 3, 6, 0, (1 << 8) | (1 << 10)))
+    return uc, loaded
+
+
+def _run_raw(image: str) -> float:
+    """The floor: the same image on bare Unicorn with the least a VMM must do."""
+    uc, loaded = _raw_engine(image)
     uc.mmio_map(UART, 0x1000, lambda uc, off, size, ud: 0x90, None,
                 lambda uc, off, size, value, ud: None, None)
     done = [False]
@@ -119,12 +125,7 @@ def _run_raw_c(image: str, function: str, n: int) -> float:
     entry = Symbols.load(image).address(function)
     if entry is None:
         raise RuntimeError(f"{image} has no function {function}")
-    loaded = load_image(image, [(RAM_BASE, 128 * MIB, "RAM")], RAM_BASE, None)
-    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-    uc.mem_map(RAM_BASE, 128 * MIB)
-    for seg in loaded.segments:
-        uc.mem_write(seg.addr, seg.data)
-    uc.reg_write(A.UC_ARM64_REG_CP_REG, (1, 1, 3, 6, 0, (1 << 8) | (1 << 10)))
+    uc, _ = _raw_engine(image)
     nothing = ctypes.cast(ctypes.CDLL(None).abs, ctypes.c_void_p)
     uclib.uc_mmio_map(uc._uch, UART, 0x1000, nothing, None, nothing, None)
     hook = ctypes.c_size_t()
@@ -145,6 +146,26 @@ def _loop_time(bench: int, n: int) -> float:
     full, empty = _image(bench, n), _image(bench, 1)
     return max(min(_run_mmioguard(full) for _ in range(3))
                - min(_run_mmioguard(empty) for _ in range(3)), 0.0)
+
+
+def _against_qemu(name: str, ours_bench: int, plain_bench: int, function: str, floor: str,
+                  n: int) -> list[Figure]:
+    """One loop's time per iteration, fixed costs (boot, translation, power-off) subtracted:
+    ours (``ours_bench``), QEMU TCG's on ``plain_bench`` (the same loop without the guard's
+    calls), and the raw-Unicorn floor calling ``function`` of it with C callbacks. The
+    target is against QEMU where it is installed, else against the floor."""
+    ours = _loop_time(ours_bench, n)
+    raw_c = min(_run_raw_c(_image(plain_bench, 1), function, n) for _ in range(3))
+    qemu = _qemu_loop(plain_bench, n)
+    per = _per_op(ours, n)
+    figures = []
+    if qemu is not None:
+        q = _per_op(qemu, n)
+        figures.append(Figure(name, "us", per, q, "QEMU TCG, same loop", per / q, 1.5))
+    figures.append(Figure(f"  same against raw Unicorn, {floor}", "us", per, _per_op(raw_c, n),
+                          f"raw Unicorn, {floor}", ours / raw_c,
+                          None if qemu is not None else 1.5))
+    return figures
 
 
 def _qemu_loop(bench: int, n: int) -> float | None:
@@ -289,37 +310,15 @@ def measure(quick: bool = False) -> list[Figure]:
 
     # The device read and the hypercall against QEMU TCG running the same loop (the guard's
     # calls left out of its image: QEMU does not answer them), and against the floors.
-    # Fixed costs (boot, translation, power-off) subtracted: the loop alone, as for QEMU.
-    n_fast = n_mmio * 5
-    ours = _loop_time(MMIO, n_fast)
-    raw_c = min(_run_raw_c(_image(MMIO_PLAIN, 1), "bench_mmio_plain", n_fast) for _ in range(3))
-    qemu = _qemu_loop(MMIO_PLAIN, n_fast)
-    per = _per_op(ours, n_fast)
-    if qemu is not None:
-        q = _per_op(qemu, n_fast)
-        figures.append(Figure("mapped device read (UARTFR), guard on", "us", per, q,
-                              "QEMU TCG, same loop", per / q, 1.5))
-    figures.append(Figure("  same against raw Unicorn, C callback", "us", per,
-                          _per_op(raw_c, n_fast), "raw mmio_map, C callback",
-                          ours / raw_c, None if qemu is not None else 1.5))
+    figures += _against_qemu("mapped device read (UARTFR), guard on", MMIO, MMIO_PLAIN,
+                             "bench_mmio_plain", "C callback", n_mmio * 5)
     image = _image(MMIO, n_mmio)
     raw, pure = _run_raw(image), _run_mmioguard(image, native=False)
     figures.append(Figure("  same, pure Python (--no-native)", "us", _per_op(pure, n_mmio),
                           _per_op(raw, n_mmio), "raw mmio_map, Python callback", pure / raw,
                           None))
-
-    n_fast = n_hvc * 5
-    ours = _loop_time(PSCI, n_fast)
-    raw_c = min(_run_raw_c(_image(PSCI, 1), "bench_psci_version", n_fast) for _ in range(3))
-    qemu = _qemu_loop(PSCI, n_fast)
-    per = _per_op(ours, n_fast)
-    if qemu is not None:
-        q = _per_op(qemu, n_fast)
-        figures.append(Figure("hypercall round trip (PSCI_VERSION)", "us", per, q,
-                              "QEMU TCG, same loop", per / q, 1.5))
-    figures.append(Figure("  same against raw Unicorn, C hook", "us", per,
-                          _per_op(raw_c, n_fast), "raw HVC hook, C callback", ours / raw_c,
-                          None if qemu is not None else 1.5))
+    figures += _against_qemu("hypercall round trip (PSCI_VERSION)", PSCI, PSCI,
+                             "bench_psci_version", "C hook", n_hvc * 5)
 
     image = _image(HVC, n_hvc)
     ours, raw = _run_mmioguard(image), _run_raw(image)
