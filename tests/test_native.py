@@ -1153,3 +1153,37 @@ def test_native_binding_checks_the_offsets(lib: NativeLib) -> None:
     assert vcpu.bind_pc_restore(restore, good)
     vcpu.close()
     guard.close()
+
+
+def test_remembered_pcs_are_forgotten_when_the_translation_cache_is_flushed(
+    lib: NativeLib,
+) -> None:
+    # Without any memory hook, C works out the PC of an access from its host address and
+    # remembers it. After a flush the first block translated reuses the host code of the first
+    # block ever translated: the same instructions elsewhere get the same host addresses, and a
+    # remembered PC would name the old place.
+    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+    uc.mem_map(CODE, 0x10000)
+    code = assemble([movz(1, 0x0900, 16), ldr_w(0, 1, 0x18)])
+    uc.mem_write(CODE, code)
+    uc.mem_write(CODE + 0x1000, code)
+    esc = Escapes()
+    guard = NativeGuard(lib, 4096)
+    vcpu = NativeVcpu(lib, uc._uch, guard, esc.intr)
+    region = NativeRegion(lib, vcpu, UART, 0x1000, esc.read, esc.write)
+    assert uclib.uc_mmio_map(uc._uch, UART, 0x1000, lib.mmio_read_ptr, region.handle,
+                             lib.mmio_write_ptr, region.handle) == 0
+    restore, offsets = pcrestore.restore_function(), pcrestore.layout()
+    assert restore is not None and offsets is not None
+    layout = UcLayout(offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc, offsets.uc_tcg,
+                      offsets.tcg_uc, offsets.tcg_flush_count, offsets.uc_size_recur_mem)
+    assert vcpu.bind_pc_restore(restore, layout)
+    seen = []
+    for start in (CODE, CODE, CODE + 0x1000):
+        uc.ctl_flush_tb()
+        uc.emu_start(start, start + 8)
+        seen.append(esc.reads[-1][0])
+    assert seen == [CODE + 4, CODE + 4, CODE + 0x1004]
+    region.close()
+    vcpu.close()
+    guard.close()
