@@ -39,7 +39,12 @@ from mmioguard.hyp.config import GuardMode
 from mmioguard.hyp.exits import GuestStop
 from mmioguard.hyp.timer import TIMER_REGS, ClockMode
 from mmioguard.native import NativeGuard, NativeLib, NativePl011, NativeRegion, NativeVcpu
-from mmioguard.native.timer import STOP_NEED_BLOCK_HOOK, NativeClock, NativeTimer
+from mmioguard.native.timer import (
+    STOP_ICACHE,
+    STOP_NEED_BLOCK_HOOK,
+    NativeClock,
+    NativeTimer,
+)
 
 if TYPE_CHECKING:
     from mmioguard.hyp.memory import MemorySlot
@@ -57,6 +62,16 @@ _TPIDR_EL1 = (13, 0, 3, 0, 4)
 # SCR_EL3.HCE makes HVC reach the hook as a hypercall (number 11, PC past it); RW keeps EL1
 # in AArch64. NS must stay clear: with it EL2 counts as present and EL1 drops to AArch32.
 _SCR_HCE_RW = (1 << 8) | (1 << 10)
+
+
+def _is_icache_invalidation(crn: int, crm: int, op0: int, op1: int, op2: int) -> bool:
+    """IC IALLUIS, IC IALLU or IC IVAU (what ``mg_timer_sys`` looks for)."""
+    if op0 != 1 or crn != 7:
+        return False
+    if op1 == 0 and op2 == 0:
+        return crm in (1, 5)
+    return op1 == 3 and crm == 5 and op2 == 1
+
 
 _UC = {
     Reg.PC: A.UC_ARM64_REG_PC,
@@ -402,6 +417,25 @@ class UnicornVcpu:
     def stop(self) -> None:
         self.uc.emu_stop()
 
+    def flush_translations(self) -> None:
+        self.uc.ctl_flush_tb()
+
+    def flush_translations_of(self, pa: int, size: int) -> None:
+        # Unicorn removes cached code by virtual address, translated by the vCPU's own MMU
+        # for an instruction fetch: an alias that is not executable (Linux's linear map)
+        # removes nothing. With stage 1 off for the call the address is the physical one
+        # (docs/unicorn.md); the SCTLR_EL1 writes only make QEMU drop its TLB.
+        pstate, sctlr = self.get_many((Reg.PSTATE, Reg.SCTLR_EL1))
+        if (pstate >> 2) & 3 > 1:
+            self.uc.ctl_flush_tb()  # not the EL1&0 regime
+            return
+        mmu = _CP[Reg.SCTLR_EL1]
+        if sctlr & 1:
+            self._write_cp(mmu, sctlr & ~1)
+        self.uc.ctl_remove_cache(pa, pa + size)
+        if sctlr & 1:
+            self._write_cp(mmu, sctlr)
+
     # -- hooks ----------------------------------------------------------------------------------
 
     def _fail(self, where: str, exc: BaseException) -> None:
@@ -544,6 +578,8 @@ class UnicornVcpu:
                        "the MRS hook", ctypes.c_int(A.UC_ARM64_INS_MRS))
         self._hook_add(C.UC_HOOK_INSN, ctypes.c_void_p(clock.msr_ptr), user, 1, 0,
                        "the MSR hook", ctypes.c_int(A.UC_ARM64_INS_MSR))
+        self._hook_add(C.UC_HOOK_INSN, ctypes.c_void_p(clock.sys_ptr), user, 1, 0,
+                       "the SYS hook", ctypes.c_int(A.UC_ARM64_INS_SYS))
         self._block_hook = False
         if clock.config.mode is ClockMode.ICOUNT:
             self._install_block_hook()  # it counts the instructions from the first one
@@ -600,19 +636,32 @@ class UnicornVcpu:
                 self._fail("the timer", exc)
                 return 0
 
+        def on_sys(_h: int, _reg: int, cp_ptr: int, _u: int) -> int:
+            # Every SYS instruction comes here (DC ZVA clears pages), IC only stops.
+            cp = from_address(cp_ptr)
+            if _is_icache_invalidation(cp.crn, cp.crm, cp.op0, cp.op1, cp.op2):
+                vcpu.icache_invalidated(int(cp.val) if cp.op1 == 3 else None)
+                self.uc.emu_stop()
+            return 0
+
         mrs = _HOOK_SYS_CFUNC(on_mrs)
         msr = _HOOK_SYS_CFUNC(on_msr)
-        self._keep += [mrs, msr]
+        sys_ = _HOOK_SYS_CFUNC(on_sys)
+        self._keep += [mrs, msr, sys_]
         self._hook_add(C.UC_HOOK_INSN, ctypes.cast(mrs, ctypes.c_void_p), None, 1, 0,
                        "the MRS hook", ctypes.c_int(A.UC_ARM64_INS_MRS))
         self._hook_add(C.UC_HOOK_INSN, ctypes.cast(msr, ctypes.c_void_p), None, 1, 0,
                        "the MSR hook", ctypes.c_int(A.UC_ARM64_INS_MSR))
+        self._hook_add(C.UC_HOOK_INSN, ctypes.cast(sys_, ctypes.c_void_p), None, 1, 0,
+                       "the SYS hook", ctypes.c_int(A.UC_ARM64_INS_SYS))
 
     def timer_state(self) -> tuple[int, int, int]:
         assert self._timer is not None
         ctl, cval, reasons = self._timer.get()
         if reasons & STOP_NEED_BLOCK_HOOK:
             self._install_block_hook()
+        if reasons & STOP_ICACHE:
+            self.vcpu.icache_invalidated(self._timer.icache())
         return ctl, cval, reasons
 
     def set_timer_state(self, ctl: int, cval: int) -> None:

@@ -96,6 +96,14 @@ class VcpuBackend(Protocol):
         """Ask the running ``run`` to return (callable from inside callbacks)."""
         ...
 
+    def flush_translations(self) -> None:
+        """Drop all the emulator's translated code (the guest invalidated instruction caches)."""
+        ...
+
+    def flush_translations_of(self, pa: int, size: int) -> None:
+        """Drop the translated code of guest physical [pa, pa + size), within one page."""
+        ...
+
     def native_abort(self) -> tuple[int, int, int]:
         """(ELR, ESR, FAR) of the abort behind ``Fault.NATIVE_ABORT``."""
         ...
@@ -117,7 +125,10 @@ class VcpuBackend(Protocol):
         ...
 
     def timer_state(self) -> tuple[int, int, int]:
-        """Native timer: (CNTV_CTL, CNTV_CVAL, why it stopped the emulator since last asked)."""
+        """Native timer: (CNTV_CTL, CNTV_CVAL, why it stopped the emulator since last asked).
+
+        An instruction cache invalidation among the reasons is also told to the vCPU
+        (``Vcpu.icache_invalidated``), as the pure-Python SYS hook tells it at once."""
         ...
 
     def set_timer_state(self, ctl: int, cval: int) -> None: ...

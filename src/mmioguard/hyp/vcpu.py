@@ -59,6 +59,9 @@ INSN_WFI = 0xD503207F
 PY_TIMER_SLICE = 20_000
 PY_UNMASK_SLICE = 1024
 BRK_MASK, BRK_BITS = 0xFFE0001F, 0xD4200000
+# Instruction cache line the emulated CPU reports (CTR_EL0.IminLine: 16 words): what IC IVAU
+# invalidates.
+ICACHE_LINE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,12 @@ class Vcpu:
         # Unicorn flushes every translated block when a run switches between counted and
         # uncounted (a Linux boot went from 1 s to 14 s toggling twice a tick).
         self._timer_used = False
+        # An instruction cache invalidation (IC) stopped this run: what it covers (IC IVAU's
+        # address, or None for all). _stale_translations: drop all the emulator's translated
+        # code before running again.
+        self._icache_stop = False
+        self._icache_va: int | None = None
+        self._stale_translations = False
 
     def attach(self, backend: VcpuBackend) -> None:
         self.backend = backend
@@ -226,6 +235,9 @@ class Vcpu:
             pc = backend.get(Reg.PC)
             if self._undo:
                 self._undo.clear()  # only the run that aborts can have written its RAM half
+            if self._stale_translations:
+                self._stale_translations = False
+                backend.flush_translations()
             fault = backend.run(pc, run_count)
             pending = self.pending
             if pending is not None:
@@ -252,13 +264,21 @@ class Vcpu:
             else:
                 if interrupts:
                     self.sync_timer()
-                    if self._stop_reasons or self._timer_changed:
-                        # The native timer stopped at a block boundary, or the guest
-                        # reprogrammed the timer: deliver, work the slice out again, go on.
-                        # The VMM counts a SliceEnd as a whole slice: keep going instead.
-                        self._stop_reasons = 0
-                        self._timer_changed = False
-                        continue
+                elif backend.native_timer:
+                    backend.timer_state()  # it reports an instruction cache invalidation
+                icache_stop = self._icache_stop
+                if icache_stop:
+                    self._icache_stop = False
+                    self._drop_translations(self._icache_va)
+                if interrupts and (self._stop_reasons or self._timer_changed):
+                    # The native timer stopped at a block boundary, or the guest
+                    # reprogrammed the timer: deliver, work the slice out again, go on.
+                    # The VMM counts a SliceEnd as a whole slice: keep going instead.
+                    self._stop_reasons = 0
+                    self._timer_changed = False
+                    continue
+                if icache_stop:
+                    continue  # stopped right after an IC, translations dropped: go on
                 pc = backend.get(Reg.PC)
                 if self._word_at(pc - 4) == INSN_WFI:
                     if interrupts and self.wake_pending():
@@ -292,6 +312,34 @@ class Vcpu:
             self._timer_used = True
             self.backend.stop()
         return handled
+
+    def icache_invalidated(self, va: int | None) -> None:
+        """The guest executed IC IVAU (``va``: its operand) or IC IALLU/IALLUIS (None); the
+        backend stops right after it, and the run loop drops the translations it covers.
+
+        Unicorn treats IC as a no-op and relies on noticing stores to code it has translated,
+        but it never sees stores made by another vCPU's engine (RAM is shared, translated code
+        is not), nor, in Linux's case, all of its own (alternatives written by CPU 0 through
+        the linear map; docs/unicorn.md). Both vCPUs then ran stale code: Linux's
+        fpsimd_thread_switch kept the early return its alternative patches out, so a task
+        moved to another CPU kept TIF_FOREIGN_FPSTATE clear and its next signal oopsed in
+        fpsimd_save_state.
+        """
+        self._icache_va = None if self._icache_stop else va  # two before a stop: all
+        self._icache_stop = True
+
+    def _drop_translations(self, va: int | None) -> None:
+        """Every vCPU drops its translated code of the line at ``va`` (this vCPU's address),
+        or all of it: the invalidation is broadcast to the Inner Shareable domain."""
+        vcpus = self.vm.vcpus
+        if va is not None:
+            line = self.translate(va & ~(ICACHE_LINE - 1), AccessType.READ)
+            if isinstance(line, Translation) and self.vm.memory.slot_at(line.pa) is not None:
+                for vcpu in vcpus:
+                    vcpu.backend.flush_translations_of(line.pa, ICACHE_LINE)
+                return
+        for vcpu in vcpus:
+            vcpu._stale_translations = True  # this one too: before its next run
 
     def sync_timer(self) -> bool:
         """Bring the timer's output to its PPI (native: read the C state first); the level."""

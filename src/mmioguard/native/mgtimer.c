@@ -51,6 +51,8 @@ struct mg_timer {
     bool stop_soon;
     bool block_hook;
     uint64_t mpidr; /* what MRS MPIDR_EL1 reads: Unicorn ignores writes to it */
+    int icache;         /* MG_ICACHE_*: the invalidation that stopped the emulator */
+    uint64_t icache_va; /* IC IVAU's operand */
 };
 
 static int64_t host_ns(void)
@@ -209,6 +211,16 @@ MG_API int mg_timer_request_stop(struct mg_timer *t)
     return 0;
 }
 
+MG_API int mg_timer_icache(struct mg_timer *t, uint64_t *va)
+{
+    if (!timer_ok(t) || va == NULL)
+        return -1;
+    int kind = t->icache;
+    *va = t->icache_va;
+    t->icache = MG_ICACHE_NONE;
+    return kind;
+}
+
 MG_API int mg_timer_control(struct mg_timer *t, int armed, int watch_unmask)
 {
     if (!timer_ok(t))
@@ -281,6 +293,32 @@ MG_API uint32_t mg_timer_msr(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_
         uc_emu_stop(uc);
     }
     return 1;
+}
+
+/* IC IALLUIS (op1 0, CRm 1, op2 0), IC IALLU (op1 0, CRm 5, op2 0), IC IVAU (op1 3, CRm 5,
+ * op2 1): op0 1, CRn 7. */
+static inline bool is_icache_invalidation(const uc_arm64_cp_reg *cp)
+{
+    if (cp->op0 != 1 || cp->crn != 7)
+        return false;
+    if (cp->op1 == 0 && cp->op2 == 0)
+        return cp->crm == 1 || cp->crm == 5;
+    return cp->op1 == 3 && cp->crm == 5 && cp->op2 == 1;
+}
+
+MG_API uint32_t mg_timer_sys(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_reg *cp,
+                             void *user)
+{
+    (void)reg;
+    struct mg_timer *t = user;
+    if (cp == NULL || !is_icache_invalidation(cp) || !timer_ok(t))
+        return 0;
+    /* IVAU names a line; a second invalidation before the VMM looked widens it to all. */
+    t->icache = cp->op1 == 3 && t->icache == MG_ICACHE_NONE ? MG_ICACHE_LINE : MG_ICACHE_ALL;
+    t->icache_va = cp->val;
+    t->stop_reasons |= MG_STOP_ICACHE;
+    uc_emu_stop(uc);
+    return 0; /* the emulator still performs it (its EL0 access check included) */
 }
 
 MG_API void mg_timer_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)

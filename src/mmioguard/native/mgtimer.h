@@ -36,6 +36,7 @@
 #define MG_STOP_UNMASKED 2u
 #define MG_STOP_REQUESTED 4u
 #define MG_STOP_NEED_BLOCK_HOOK 8u /* the guest armed the timer and no block hook is installed */
+#define MG_STOP_ICACHE 16u /* the guest invalidated instruction caches (IC IVAU/IALLU/IALLUIS) */
 
 struct mg_clock;
 struct mg_timer;
@@ -64,10 +65,23 @@ int mg_timer_set_block_hook(struct mg_timer *t, int installed);
 /* Stop at the start of the next block: a device raised an interrupt during an access, where
  * stopping at once would make Unicorn replay the instruction. */
 int mg_timer_request_stop(struct mg_timer *t);
+/* The instruction cache invalidation behind MG_STOP_ICACHE, cleared by the call: MG_ICACHE_NONE,
+ * MG_ICACHE_LINE (IC IVAU: *va is its operand) or MG_ICACHE_ALL (IC IALLU, IALLUIS, or more
+ * than one before the VMM looked); -1 on a bad pointer. */
+#define MG_ICACHE_NONE 0
+#define MG_ICACHE_LINE 1
+#define MG_ICACHE_ALL 2
+int mg_timer_icache(struct mg_timer *t, uint64_t *va);
 
 /* Unicorn callbacks (user_data: the mg_timer). */
 uint32_t mg_timer_mrs(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_reg *cp, void *user);
 uint32_t mg_timer_msr(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_reg *cp, void *user);
 void mg_timer_block(uc_engine *uc, uint64_t address, uint32_t size, void *user);
+/* SYS (UC_ARM64_INS_SYS): an instruction cache invalidation stops the emulator (cleanly: PC is
+ * past it) with MG_STOP_ICACHE and is recorded for mg_timer_icache. Unicorn treats IC as a
+ * no-op and misses code written by another engine (and some written by its own), so the VMM
+ * drops the translations it covers in every vCPU. Every other SYS instruction (DC ZVA,
+ * TLBI...) is left to Unicorn. */
+uint32_t mg_timer_sys(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_reg *cp, void *user);
 
 #endif

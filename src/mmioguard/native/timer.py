@@ -33,12 +33,18 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "mg_timer_request_stop": (_int, [_vp]),
     "mg_timer_set_mpidr": (_int, [_vp, _u64]),
     "mg_timer_set_block_hook": (_int, [_vp, _int]),
+    "mg_timer_icache": (_int, [_vp, ctypes.POINTER(_u64)]),
 }
 
 STOP_DEADLINE = 1
 STOP_UNMASKED = 2
 STOP_REQUESTED = 4
 STOP_NEED_BLOCK_HOOK = 8
+STOP_ICACHE = 16
+
+# What mg_timer_icache reports.
+ICACHE_LINE = 1
+ICACHE_ALL = 2
 
 
 class NativeClock:
@@ -58,6 +64,7 @@ class NativeClock:
         self.mrs_ptr = lib.pointer("mg_timer_mrs")
         self.msr_ptr = lib.pointer("mg_timer_msr")
         self.block_ptr = lib.pointer("mg_timer_block")
+        self.sys_ptr = lib.pointer("mg_timer_sys")
 
     def now(self) -> int:
         return int(self._now(self.handle))
@@ -112,3 +119,10 @@ class NativeTimer:
 
     def request_stop(self) -> None:
         self._request_stop(self.handle)
+
+    def icache(self) -> int | None:
+        """The instruction cache invalidation behind ``STOP_ICACHE`` (cleared): IC IVAU's
+        address, or None for all (IC IALLU, IALLUIS)."""
+        va = _u64()
+        kind = self.clock.fn["mg_timer_icache"](self.handle, ctypes.byref(va))
+        return int(va.value) if kind == ICACHE_LINE else None
