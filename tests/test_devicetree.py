@@ -15,6 +15,7 @@ from mmioguard.vmm.devicetree import (
     MachineDescription,
     TimerDescription,
     build_dtb,
+    padded,
     uart_node_path,
     virt_mpidr,
 )
@@ -216,6 +217,20 @@ def test_blob_header() -> None:
     blob = build_dtb(MINIMAL)
     assert blob[:4] == bytes.fromhex("d00dfeed")
     assert int.from_bytes(blob[4:8], "big") == len(blob)
+
+
+def test_padding_is_counted_in_totalsize() -> None:
+    # A kernel reserves totalsize bytes: padding to whole pages leaves none of the last page
+    # of RAM to its allocator.
+    blob = build_dtb(FULL)
+    page = padded(blob, 4096)
+    assert len(page) == 4096 and int.from_bytes(page[4:8], "big") == 4096
+    assert page[8:len(blob)] == blob[8:] and page[len(blob):] == bytes(4096 - len(blob))
+    assert fdt.parse_dtb(page).get_property("method", "/psci").value == "hvc"
+    with pytest.raises(ValueError, match="cannot pad"):
+        padded(blob, len(blob) - 1)
+    with pytest.raises(ValueError, match="cannot pad"):
+        padded(b"not a dtb", 4096)
 
 
 def test_virt_mpidr() -> None:

@@ -1135,8 +1135,7 @@ def test_native_binding_checks_the_offsets(lib: NativeLib) -> None:
     restore = pcrestore.restore_function()
     offsets = pcrestore.layout()
     assert restore is not None and offsets is not None
-    good = UcLayout(offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc, offsets.uc_tcg,
-                    offsets.tcg_uc, offsets.tcg_flush_count, offsets.uc_size_recur_mem)
+    good = UcLayout.of(offsets)
 
     def changed(**fields: int) -> UcLayout:
         layout = UcLayout.from_buffer_copy(good)
@@ -1175,8 +1174,7 @@ def test_remembered_pcs_are_forgotten_when_the_translation_cache_is_flushed(
                              lib.mmio_write_ptr, region.handle) == 0
     restore, offsets = pcrestore.restore_function(), pcrestore.layout()
     assert restore is not None and offsets is not None
-    layout = UcLayout(offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc, offsets.uc_tcg,
-                      offsets.tcg_uc, offsets.tcg_flush_count, offsets.uc_size_recur_mem)
+    layout = UcLayout.of(offsets)
     assert vcpu.bind_pc_restore(restore, layout)
     seen = []
     for start in (CODE, CODE, CODE + 0x1000):

@@ -127,3 +127,13 @@ def test_store_crossing_the_end_of_ram_leaves_ram_unchanged(run_asm: Callable) -
 def test_guard_mode_audit_still_sees_exact_pcs(run_asm: Callable) -> None:
     r = run_asm(DEVICE_AMONG_RAM, guard_mode=GuardMode.AUDIT)
     assert _mmio_pcs(r) == [r.x(11), r.x(12), r.x(13)]
+
+
+def test_device_tree_fills_the_last_page_of_ram(run_asm: Callable) -> None:
+    # The last page is the write-protected one: the padded blob covers it, so a kernel that
+    # reserves the blob leaves that page alone.
+    r = run_asm("  b off\n")
+    machine = r.machine
+    assert machine.dtb_addr + len(machine.dtb) == 0x4800_0000
+    assert len(machine.dtb) % 4096 == 0
+    assert int.from_bytes(machine.dtb[4:8], "big") == len(machine.dtb)

@@ -536,10 +536,7 @@ class UnicornVcpu:
         if offsets is None or restore is None:
             return "hook"
         if self._native_vcpu is not None:
-            layout = mgnative.UcLayout(
-                offsets.uc_cpu, offsets.cpu_uc, offsets.cpu_mem_io_pc, offsets.uc_tcg,
-                offsets.tcg_uc, offsets.tcg_flush_count, offsets.uc_size_recur_mem,
-            )
+            layout = mgnative.UcLayout.of(offsets)
             ok = self._native_vcpu.bind_pc_restore(restore, layout)
             return "restore" if ok else "hook"
         try:

@@ -149,6 +149,12 @@ class UcLayout(ctypes.Structure):
         ("uc_size_recur_mem", ctypes.c_uint64),
     ]
 
+    @classmethod
+    def of(cls, offsets: object) -> UcLayout:
+        """The structure from any object with attributes of the fields' names (the
+        backend's table of offsets, mmioguard.cpu.pcrestore.Layout)."""
+        return cls(*(int(getattr(offsets, name)) for name, *_ in cls._fields_))
+
 
 class Abort(ctypes.Structure):
     """struct mg_abort: the guard abort C recorded (a live view of the vCPU's record)."""
